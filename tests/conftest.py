@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny random-init BERT (2 layers, hidden 32) and a tiny synthetic IMDB folder.
+
+Tests never download: the hub is switched off before transformers or datasets are imported.
+"""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import random  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import datasets  # noqa: E402
+import pytest  # noqa: E402
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
+
+from src.data import LOCAL_MIRROR  # noqa: E402
+from src.pretrained import packaged_path  # noqa: E402
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+POSITIVE = "great wonderful loved superb moving brilliant fun".split()
+NEGATIVE = "awful boring dull terrible waste bad lifeless".split()
+FILLER = "the movie film plot actor scene story director and it was a of".split()
+
+
+def make_review(rng: random.Random, label: int) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(4, 60))]
+    for _ in range(3):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+    return " ".join(words) + " <br /><br />" + rng.choice(FILLER)
+
+
+def make_split(n: int, seed: int, labelled: bool = True) -> dict:
+    rng = random.Random(seed)
+    labels = sorted(i % 2 for i in range(n)) if labelled else [-1] * n  # ordered by label, like the release
+    return {"text": [make_review(rng, max(lab, 0)) for lab in labels], "label": labels}
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A random-init 2-layer BERT classifier with the packaged MiniLM's (uncased WordPiece) tokenizer."""
+    path = tmp_path_factory.mktemp("tiny_bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_path(MINILM)))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=2,
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def imdb_dir(tmp_path_factory) -> Path:
+    """A folder in the shared mirror's layout: train.parquet (96 labelled) and unsupervised.parquet, no test."""
+    path = tmp_path_factory.mktemp("imdb")
+    datasets.Dataset.from_dict(make_split(96, seed=0)).to_parquet(str(path / "train.parquet"))
+    datasets.Dataset.from_dict(make_split(16, seed=1, labelled=False)).to_parquet(str(path / "unsupervised.parquet"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_imdb() -> Path:
+    if not LOCAL_MIRROR.is_dir():
+        pytest.skip(f"shared IMDB mirror not found at {LOCAL_MIRROR}")
+    return LOCAL_MIRROR

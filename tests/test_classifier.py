@@ -1,0 +1,73 @@
+import lightning as L
+import pytest
+import torch
+
+from src.classifier import SequenceClassifier
+from src.data import IMDBDataModule
+
+
+@pytest.fixture
+def data(tiny_bert, imdb_dir, tmp_path) -> IMDBDataModule:
+    return IMDBDataModule(tokenizer=tiny_bert, source=str(imdb_dir), val_size=24, batch_size=8, eval_batch_size=5,
+                          max_length=64, cache_dir=str(tmp_path / "cache"))
+
+
+def trainer(tmp_path, **kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
+
+
+def test_starts_in_train_mode_with_label_names(tiny_bert):
+    model = SequenceClassifier(tiny_bert, label_names=["neg", "pos", "mixed"])
+    assert model.model.training and model.model.config.id2label == {0: "neg", 1: "pos", 2: "mixed"}
+    assert model.model.classifier.out_features == 3
+
+
+def test_training_lowers_the_loss(tiny_bert, data, tmp_path):
+    L.seed_everything(0)
+    model = SequenceClassifier(tiny_bert, learning_rate=3e-3, warmup_ratio=0.0)
+    data.prepare_data()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    model.eval()
+    with torch.no_grad():
+        before = torch.nn.functional.cross_entropy(model(batch), batch["labels"]).item()
+    model.train()
+    trainer(tmp_path, max_epochs=8).fit(model, datamodule=data)
+    model.eval()
+    with torch.no_grad():
+        after = torch.nn.functional.cross_entropy(model(batch), batch["labels"]).item()
+    assert after < before * 0.7
+
+
+def test_validation_metrics_cover_the_whole_epoch(tiny_bert, data, tmp_path):
+    """Logged metrics equal those computed on all validation predictions at once (5 uneven batches)."""
+    from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_f1_score
+
+    model = SequenceClassifier(tiny_bert)
+    (logged,) = trainer(tmp_path).validate(model, datamodule=data)
+    model.eval()
+    probs, labels, losses = [], [], []
+    with torch.no_grad():
+        for batch in data.val_dataloader():
+            logits = model(batch)
+            probs.append(logits.softmax(-1)[:, 1])
+            labels.append(batch["labels"])
+            losses.append(torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="sum"))
+    probs, labels = torch.cat(probs), torch.cat(labels)
+    assert logged["val/acc"] == pytest.approx(binary_accuracy(probs, labels).item(), abs=1e-6)
+    assert logged["val/f1"] == pytest.approx(binary_f1_score(probs, labels).item(), abs=1e-6)
+    assert logged["val/auroc"] == pytest.approx(binary_auroc(probs, labels).item(), abs=1e-6)
+    assert logged["val/loss"] == pytest.approx((sum(losses) / len(labels)).item(), abs=1e-5)
+
+
+def test_predict_step_returns_labels_and_probabilities(tiny_bert):
+    model = SequenceClassifier(tiny_bert).eval()
+    batch = {"input_ids": torch.tensor([[101, 2307, 102, 0], [101, 6659, 2143, 102]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]), "idx": torch.tensor([3, 4]),
+             "text": ["good", "awful film"]}
+    out = model.predict_step(batch, 0)
+    assert out["id"] == [3, 4] and out["text"] == ["good", "awful film"]
+    probs = torch.tensor(out["probabilities"])
+    assert torch.allclose(probs.sum(-1), torch.ones(2)) and out["label"] == probs.argmax(-1).tolist()
+    assert out["label_name"] == [["negative", "positive"][i] for i in out["label"]]

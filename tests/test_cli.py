@@ -1,0 +1,95 @@
+"""End to end through `python -m src`: fit, validate, test and predict on a tiny model and tiny data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src import cli
+from src.cli import main
+
+CONFIG = "configs/bert_imdb.yaml"
+
+
+def tiny_args(tiny_bert, imdb_dir, tmp_path) -> list[str]:
+    return [
+        "--config", CONFIG, "--model.init_args.model_name", tiny_bert, "--data.source", str(imdb_dir),
+        "--data.val_size", "16", "--data.limit_train", "null", "--data.max_length", "64",
+        "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
+    ]
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bert, imdb_dir, tmp_path_factory) -> tuple[Path, list[str]]:
+    tmp = tmp_path_factory.mktemp("cli")
+    args = tiny_args(tiny_bert, imdb_dir, tmp)
+    main(["fit", *args, "--trainer.max_epochs", "2"])
+    (run,) = (tmp / "runs" / "bert_imdb").iterdir()
+    return run, args
+
+
+def test_fit_writes_config_checkpoints_and_tensorboard_scalars(fitted):
+    run, _ = fitted
+    assert (run / "config.yaml").is_file()
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in ckpts and any(name.startswith("best-step") for name in ckpts)
+    events = EventAccumulator(str(run))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/acc", "val/f1", "val/auroc"} <= tags
+    assert any(tag.startswith("lr-AdamW") for tag in tags)
+    assert len(events.Scalars("val/acc")) == 2  # one per epoch
+
+
+def test_validate_test_and_predict_from_a_checkpoint(fitted, tmp_path):
+    run, args = fitted
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    main(["validate", *args, "--ckpt_path", ckpt])
+    main(["test", *args, "--ckpt_path", ckpt, "--data.test_split", "validation"])
+    texts = ["I loved this movie! It was amazing.", "A dull film.", "wonderful"]
+    main(["predict", *args, "--ckpt_path", ckpt, "--data.predict_texts", json.dumps(texts)])
+    (out,) = (run.parent).glob("version_*/predictions.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == texts and [r["id"] for r in rows] == [0, 1, 2]
+    assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 and r["label"] in (0, 1) for r in rows)
+    assert not list(run.parent.glob("version_*/*.tmp"))
+
+
+def test_bf16_falls_back_to_fp32_only_on_cpus_without_bf16(tiny_bert, imdb_dir, tmp_path, monkeypatch):
+    for fast, expected in [(False, "32-true"), (True, "bf16-mixed")]:
+        monkeypatch.setattr(cli, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        parsed = cli.CLI(cli.L.LightningModule, cli.IMDBDataModule, subclass_mode_model=True, run=False,
+                         args=tiny_args(tiny_bert, imdb_dir, tmp_path))
+        assert parsed.config.trainer.precision == expected
+
+
+def test_model_name_is_linked_to_the_tokenizer(tiny_bert, imdb_dir, tmp_path):
+    parsed = cli.CLI(cli.L.LightningModule, cli.IMDBDataModule, subclass_mode_model=True, run=False,
+                     args=tiny_args(tiny_bert, imdb_dir, tmp_path))
+    assert parsed.datamodule.hparams.tokenizer == tiny_bert
+
+
+@pytest.mark.parametrize("override, message", [
+    (["--model.init_args.model_name", "no-such-org/no-such-model"], "unknown model 'no-such-org/no-such-model'"),
+    (["--data.source", "./no/such/folder"], "data source './no/such/folder' does not exist"),
+    (["--data.predict_file", "no-such-file.txt"], "predict file 'no-such-file.txt' does not exist"),
+])
+def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, override, message):
+    sub = "predict" if "predict_file" in override[0] else "fit"
+    with pytest.raises(SystemExit) as exit_:
+        main([sub, *tiny_args(tiny_bert, imdb_dir, tmp_path), *override])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_the_process_exits_with_one_line_not_a_traceback(tiny_bert, imdb_dir, tmp_path):
+    args = tiny_args(tiny_bert, imdb_dir, tmp_path) + ["--model.init_args.model_name", "no-such-org/no-such-model"]
+    proc = subprocess.run([sys.executable, "-m", "src", "fit", *args], capture_output=True, text=True,
+                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: unknown model")

@@ -1,0 +1,179 @@
+import statistics
+
+import datasets
+import pytest
+
+import src.data
+from src.data import Collator, IMDBDataModule, LengthGroupedSampler, clean, load_source, tokenize
+from src.errors import UserError
+from tests.conftest import make_split
+
+
+def datamodule(tiny_bert, source, tmp_path, **kwargs) -> IMDBDataModule:
+    kwargs = {"val_size": 16, "batch_size": 8, "max_length": 64, "cache_dir": str(tmp_path / "cache"), **kwargs}
+    return IMDBDataModule(tokenizer=tiny_bert, source=str(source), **kwargs)
+
+
+def fit_ready(dm: IMDBDataModule) -> IMDBDataModule:
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv", "jsonl"])
+def test_folder_of_split_files(tmp_path, ext):
+    ds = datasets.Dataset.from_dict(make_split(10, seed=0))
+    {"parquet": ds.to_parquet, "csv": ds.to_csv, "jsonl": ds.to_json}[ext](str(tmp_path / f"train.{ext}"))
+    raw, fingerprint = load_source(str(tmp_path))
+    assert list(raw) == ["train"] and raw["train"]["label"] == ds["label"] and raw["train"]["text"] == ds["text"]
+    assert str(tmp_path) in fingerprint
+
+
+def test_aclimdb_tree(tmp_path):
+    for split, folder, n in [("train", "pos", 2), ("train", "neg", 3), ("test", "pos", 1), ("train", "unsup", 4)]:
+        (tmp_path / split / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            (tmp_path / split / folder / f"{i}_7.txt").write_text(f"{folder} review {i}", encoding="utf-8")
+    raw, _ = load_source(str(tmp_path))
+    assert sorted(raw["train"]["label"]) == [0, 0, 0, 1, 1]
+    assert raw["test"]["label"] == [1] and raw["unsupervised"]["label"] == [-1] * 4
+    assert raw["train"]["text"][0] == "neg review 0"
+
+
+def test_clean_removes_html_line_breaks():
+    assert clean("good.<br /><br />Really") == "good.  Really"
+
+
+def test_head_truncation_keeps_the_start(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    (ids,) = tokenize(["first " + "word " * 100 + "last"], tok, max_length=16, truncation="head")
+    assert len(ids) == 16 and ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok.convert_tokens_to_ids("first") == ids[1]
+
+
+def test_head_tail_truncation_keeps_start_and_end(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    short, long = tokenize(["short one", "first " + "word " * 100 + "last"], tok, max_length=16, truncation="head_tail")
+    assert short == tok("short one")["input_ids"]
+    assert len(long) == 16 and long[0] == tok.cls_token_id and long[-1] == tok.sep_token_id
+    assert long[1] == tok.convert_tokens_to_ids("first") and long[-2] == tok.convert_tokens_to_ids("last")
+
+
+def test_validation_split_is_held_out_seeded_and_shuffled(tiny_bert, imdb_dir, tmp_path):
+    a = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
+    b = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
+    c = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, seed=7))
+    train, val = a.splits["train"], a.splits["validation"]
+    assert len(val) == 16 and len(train) == 96 - 16
+    assert not {tuple(x) for x in train["input_ids"]} & {tuple(x) for x in val["input_ids"]}
+    assert val["input_ids"] == b.splits["validation"]["input_ids"]
+    assert val["input_ids"] != c.splits["validation"]["input_ids"]
+    assert 0 < sum(val["label"]) < len(val)  # the source is ordered by label: both classes must appear
+
+
+def test_limits_cut_splits(tiny_bert, imdb_dir, tmp_path):
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, limit_train=10, limit_val=5, val_size=0.25))
+    assert len(dm.splits["train"]) == 10 and len(dm.splits["validation"]) == 5
+
+
+def test_tokenized_cache_is_reused(tiny_bert, imdb_dir, tmp_path, monkeypatch):
+    first = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
+    monkeypatch.setattr(src.data, "tokenize", lambda *a, **k: pytest.fail("tokenized again despite the cache"))
+    second = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
+    assert second.splits["train"]["input_ids"] == first.splits["train"]["input_ids"]
+    with pytest.raises(pytest.fail.Exception):  # other settings: a new cache entry
+        fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, max_length=32))
+
+
+def test_batches_are_padded_dynamically(tiny_bert, imdb_dir, tmp_path):
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, max_length=512))
+    widths = set()
+    for batch in dm.train_dataloader():
+        n, width = batch["input_ids"].shape
+        assert width % 8 == 0 and batch["attention_mask"].shape == (n, width) and batch["labels"].shape == (n,)
+        assert (batch["attention_mask"].sum(1).max() > width - 8).item()  # padded to the batch's longest only
+        widths.add(width)
+    assert len(widths) > 1
+
+
+def test_length_grouped_sampler_covers_all_and_groups_lengths():
+    lengths = [(i * 37) % 500 for i in range(1000)]
+    sampler = LengthGroupedSampler(lengths, batch_size=10, seed=0)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in zip(*[iter(order)] * 10)]
+    assert statistics.median(spread) < 50  # random batches of 10 would spread over ~400
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+
+
+def test_eval_batches_are_sorted_longest_first(tiny_bert, imdb_dir, tmp_path):
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
+    lengths = [int(n) for b in dm.val_dataloader() for n in b["attention_mask"].sum(1)]
+    assert lengths == sorted(lengths, reverse=True) and len(lengths) == 16
+
+
+def test_predict_inputs_from_file_and_list(tiny_bert, tmp_path):
+    f = tmp_path / "reviews.txt"
+    f.write_text("from the file\n\nthe second line is the longest review here\n", encoding="utf-8")
+    dm = datamodule(tiny_bert, tmp_path / "unused", tmp_path, predict_file=str(f), predict_texts=["from config"])
+    dm.setup("predict")
+    rows = dm.splits["predict"]
+    assert rows["text"][:2] == ["from config", "from the file"] and rows["idx"] == [0, 1, 2] and len(rows) == 3
+    batch = next(iter(dm.predict_dataloader()))
+    assert batch["text"][0].startswith("the second line") and batch["idx"].tolist()[0] == 2  # longest first
+
+
+def test_collator_keeps_text():
+    from transformers import AutoTokenizer
+
+    from src.pretrained import packaged_path
+
+    tok = AutoTokenizer.from_pretrained(str(packaged_path("sentence-transformers/all-MiniLM-L6-v2")))
+    batch = Collator(tok)([{"input_ids": [101, 7, 102], "text": "a"}, {"input_ids": [101, 102], "text": "b"}])
+    assert batch["text"] == ["a", "b"] and batch["input_ids"].shape == (2, 8)
+
+
+# ---- bad input: one clear error each ----
+
+def test_missing_data_path(tiny_bert, tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        fit_ready(datamodule(tiny_bert, tmp_path / "no" / "such" / "folder", tmp_path))
+
+
+def test_folder_without_split_files(tiny_bert, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no split files"):
+        fit_ready(datamodule(tiny_bert, tmp_path / "empty", tmp_path))
+
+
+def test_file_without_text_and_label_columns(tiny_bert, tmp_path):
+    datasets.Dataset.from_dict({"review": ["x"], "sentiment": [1]}).to_parquet(str(tmp_path / "train.parquet"))
+    with pytest.raises(UserError, match=r"lacks column\(s\) \['label', 'text'\]"):
+        fit_ready(datamodule(tiny_bert, tmp_path, tmp_path))
+
+
+def test_labels_outside_the_classes(tiny_bert, tmp_path):
+    datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 5]}).to_parquet(str(tmp_path / "train.parquet"))
+    with pytest.raises(UserError, match=r"labels \[5\] outside the classes 0..1"):
+        fit_ready(datamodule(tiny_bert, tmp_path, tmp_path))
+
+
+def test_missing_split_when_a_stage_needs_it(tiny_bert, imdb_dir, tmp_path):
+    dm = datamodule(tiny_bert, imdb_dir, tmp_path)
+    with pytest.raises(UserError, match="has no 'test' split .* set data.test_split validation"):
+        dm._load_tokenized(["test"], write=True)
+    dm = datamodule(tiny_bert, imdb_dir, tmp_path, test_split="validation", limit_test=4)
+    dm.prepare_data()
+    dm.setup("test")
+    assert len(dm.splits["test"]) == 4
+
+
+def test_missing_predict_file(tiny_bert, tmp_path):
+    dm = datamodule(tiny_bert, tmp_path, tmp_path, predict_file=str(tmp_path / "nope.txt"))
+    with pytest.raises(UserError, match="predict file .* does not exist"):
+        dm.setup("predict")

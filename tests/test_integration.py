@@ -1,0 +1,29 @@
+"""Integration: the packaged all-MiniLM-L6-v2 and the shared IMDB mirror, on small slices."""
+
+import math
+
+import pytest
+
+from src.cli import main
+from src.data import load_source
+
+pytestmark = pytest.mark.integration
+
+
+def test_shared_mirror_loads_with_its_documented_splits(shared_imdb):
+    raw, _ = load_source(str(shared_imdb))
+    assert len(raw["train"]) == 25_000 and len(raw["unsupervised"]) == 50_000 and "test" not in raw
+    assert sum(raw["train"]["label"]) == 12_500
+
+
+def test_fit_packaged_minilm_on_a_slice_of_the_mirror(shared_imdb, tmp_path):
+    cli = main([
+        "fit", "--config", "configs/bert_imdb.yaml", "--data.source", str(shared_imdb),
+        "--data.limit_train", "64", "--data.limit_val", "64", "--data.max_length", "128",
+        "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false",
+    ])
+    metrics = cli.trainer.callback_metrics
+    assert {"val/acc", "val/f1", "val/auroc", "val/loss"} <= set(metrics)
+    assert math.isfinite(metrics["val/loss"]) and 0 <= metrics["val/acc"] <= 1
+    assert cli.trainer.global_step == 4  # 64 reviews in batches of 16

