@@ -1,16 +1,20 @@
-"""Callbacks: write predictions to the run folder.
+"""Callbacks: write predictions to the run folder; export Hugging Face folders after `fit`.
 
 To run: python -m src predict --config configs/bert_imdb.yaml --ckpt_path <checkpoint>
 """
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import lightning as L
+import torch
 import torch.distributed as dist
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.utilities import rank_zero_info
+
+from src.pretrained import load_tokenizer
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -43,3 +47,42 @@ class PredictionWriter(BasePredictionWriter):
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(tmp, path)  # atomic: a failed run leaves no file that looks complete
         rank_zero_info(f"wrote {len(rows)} predictions to {path}")
+
+
+class HFExport(Callback):
+    """After `fit`, writes `<run folder>/export/{last,best}`: Hugging Face folders (safetensors weights,
+    config, tokenizer) that `from_pretrained`, `pipeline` and any config's `model_name` accept.
+
+    The module's `model` is saved; a module with `export_model()` (LoRA: adapters merged) decides what is saved.
+    """
+
+    def __init__(self, dirname: str = "export"):
+        """
+        Args:
+            dirname: folder inside the run folder.
+        """
+        self.dirname = dirname
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        root = Path(trainer.log_dir or ".") / self.dirname
+        self._save(pl_module, root / "last")
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best and Path(best).is_file():
+            current = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+            state = torch.load(best, map_location=pl_module.device, weights_only=True)["state_dict"]
+            pl_module.load_state_dict(state)
+            self._save(pl_module, root / "best")
+            pl_module.load_state_dict(current)
+
+    def _save(self, pl_module: L.LightningModule, path: Path) -> None:
+        model = pl_module.export_model() if hasattr(pl_module, "export_model") else pl_module.model
+        tokenizer = load_tokenizer(pl_module.hparams.model_name)
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        rank_zero_info(f"exported a Hugging Face folder to {path}")

@@ -1,5 +1,8 @@
 """IMDB reviews as a LightningDataModule: load, split, tokenize once (cached on disk), batch.
 
+Tasks: `classification` (labelled reviews, optionally inside a prompt template for zero-shot
+scoring by a causal LM) and `causal_lm` (review text packed into fixed-size blocks).
+
 Sources: a hub id (`stanfordnlp/imdb`), a folder of split files (`train.parquet`, `test.csv`,
 `unsupervised.jsonl`, ...; the shared mirror's layout), or the original `aclImdb/` tree.
 Tokenized splits are saved under `cache_dir` keyed by source, tokenizer and settings, so the next
@@ -22,13 +25,11 @@ from typing import Literal
 
 import datasets
 import lightning as L
-import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler
-from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from src.errors import UserError
-from src.pretrained import from_pretrained
+from src.pretrained import load_tokenizer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_MIRROR = PROJECT_ROOT.parent / "shared" / "data" / "imdb"
@@ -96,18 +97,49 @@ def _fingerprint_files(root: Path, pattern: str) -> str:
     return f"{root.resolve()}:{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}"
 
 
-def tokenize(texts: list[str], tokenizer, max_length: int, truncation: str) -> list[list[int]]:
+def tokenize(
+    texts: list[str], tokenizer, max_length: int, truncation: str, template: str | None = None
+) -> list[list[int]]:
     """Token ids with special tokens, at most `max_length` long.
 
     `head` keeps the start of a long review; `head_tail` keeps its first quarter and last three
     quarters of the budget (Sun et al. 2019: the end of a review carries much of its verdict).
+    With a `template` ("Review: {text}\nOverall, the movie was", for causal LMs) only the review is
+    truncated, so the prompt's end, where the answer follows, is always kept.
     """
     texts = [clean(t) for t in texts]
+    if template is not None:
+        prefix, suffix = template.split("{text}")
+        head_ids = tokenizer(prefix)["input_ids"] if prefix else []
+        tail_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix else []
+        budget = max_length - len(head_ids) - len(tail_ids)
+        body = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        return [head_ids + _cut(ids, budget, truncation) + tail_ids for ids in body]
     if truncation == "head":
         return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    head = max_length // 4
-    ids = tokenizer(texts, verbose=False)["input_ids"]  # special tokens sit at both ends, so a cut keeps them
-    return [x if len(x) <= max_length else x[:head] + x[len(x) - (max_length - head) :] for x in ids]
+    # Special tokens sit at both ends, so a head+tail cut keeps them.
+    return [_cut(ids, max_length, truncation) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+
+
+def _cut(ids: list[int], budget: int, truncation: str) -> list[int]:
+    if len(ids) <= budget:
+        return ids
+    if truncation == "head":
+        return ids[:budget]
+    head = budget // 4
+    return ids[:head] + ids[len(ids) - (budget - head) :]
+
+
+def pack(ds: datasets.Dataset, block_size: int) -> datasets.Dataset:
+    """Concatenate tokenized reviews and cut them into `block_size` blocks: no padding (HF `group_texts`)."""
+
+    def group(batch: dict) -> dict:
+        flat = [t for ids in batch["input_ids"] for t in ids]
+        n = len(flat) // block_size * block_size
+        return {"input_ids": [flat[i : i + block_size] for i in range(0, n, block_size)],
+                "length": [block_size] * (n // block_size)}
+
+    return ds.map(group, batched=True, batch_size=2000, remove_columns=ds.column_names, desc="packing blocks")
 
 
 class LengthGroupedSampler(Sampler[int]):
@@ -141,28 +173,43 @@ class LengthGroupedSampler(Sampler[int]):
 
 
 class Collator:
-    """Pads a list of examples to the longest in the batch (a multiple of 8); keeps `text` as a list."""
+    """Pads a list of examples to the longest in the batch (a multiple of 8); keeps `text` as a list.
 
-    def __init__(self, tokenizer):
-        self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    Causal LMs generate after the last token, so their prompts are padded on the left.
+    """
+
+    def __init__(self, tokenizer, padding_side: str = "right"):
+        self.tokenizer, self.padding_side = tokenizer, padding_side
 
     def __call__(self, features: list[dict]) -> dict:
         texts = [f.pop("text") for f in features] if "text" in features[0] else None
-        batch = self.pad(features)
+        for f in features:
+            if "label" in f:
+                f["labels"] = f.pop("label")
+        batch = self.tokenizer.pad(
+            features, padding=True, pad_to_multiple_of=8, return_tensors="pt", padding_side=self.padding_side
+        )
         if texts is not None:
             batch["text"] = texts
         return batch
 
 
 class IMDBDataModule(L.LightningDataModule):
-    """IMDB movie reviews for classification: train, a held-out validation split, test, predict."""
+    """IMDB movie reviews: labelled reviews for classification, or review text for language modelling."""
 
     def __init__(
         self,
         tokenizer: str = "sentence-transformers/all-MiniLM-L6-v2",
+        task: Literal["classification", "causal_lm"] = "classification",
         source: str | None = None,
         max_length: int = 256,
         truncation: Literal["head", "head_tail"] = "head_tail",
+        prompt_template: str | None = None,
+        block_size: int = 256,
+        use_unsupervised: bool = True,
+        only_label: int | None = None,
+        label_prefixes: list[str] | None = None,
+        chat_template: bool = False,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         val_size: int | float = 0.1,
@@ -180,11 +227,21 @@ class IMDBDataModule(L.LightningDataModule):
         """
         Args:
             tokenizer: model name or path whose tokenizer to use (linked to the model's `model_name`).
+            task: `classification` (labelled reviews) or `causal_lm` (review text packed into blocks;
+                `predict` then reads prompts).
             source: hub id, folder of split files, or aclImdb/ folder; None: the shared mirror
                 `../shared/data/imdb` when it exists, else `stanfordnlp/imdb`.
-            max_length: longest tokenized review, special tokens included.
+            max_length: longest tokenized review, special tokens and prompt included.
             truncation: `head` keeps the start of long reviews; `head_tail` their start and end.
-            batch_size: reviews per training batch (per device).
+            prompt_template: classification with a causal LM: each review is put in this template at
+                `{text}`, e.g. "Review: {text}\nOverall, the movie was".
+            block_size: causal_lm: tokens per training block.
+            use_unsupervised: causal_lm: also train on the unsupervised split.
+            only_label: causal_lm: train only on reviews with this label (e.g. 1: positive ones).
+            label_prefixes: causal_lm: text put before each labelled review, by label, for generation
+                conditioned on sentiment, e.g. ["Negative review: ", "Positive review: "].
+            chat_template: causal_lm predict: wrap each prompt in the tokenizer's chat template.
+            batch_size: reviews (or blocks) per training batch, per device.
             eval_batch_size: reviews per evaluation batch; None: twice `batch_size`.
             val_size: validation split held out of train: a fraction (< 1) or a number of reviews.
             num_labels: number of classes; labels must lie in 0..num_labels-1.
@@ -192,8 +249,8 @@ class IMDBDataModule(L.LightningDataModule):
             limit_train: use only this many training reviews (after shuffling), for quick runs.
             limit_val: use only this many validation reviews.
             limit_test: use only this many test reviews.
-            predict_file: text file with one review per line, for `predict`.
-            predict_texts: reviews for `predict`, given in the config.
+            predict_file: text file with one review (or prompt) per line, for `predict`.
+            predict_texts: reviews (or prompts) for `predict`, given in the config.
             num_workers: DataLoader worker processes.
             cache_dir: where tokenized splits are cached.
             seed: seed of the validation split and of the training order.
@@ -208,7 +265,7 @@ class IMDBDataModule(L.LightningDataModule):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = from_pretrained(AutoTokenizer, self.hparams.tokenizer)
+            self._tokenizer = load_tokenizer(self.hparams.tokenizer)
         return self._tokenizer
 
     # ---- tokenize once, on one process per node (Lightning calls prepare_data before setup) ----
@@ -218,23 +275,36 @@ class IMDBDataModule(L.LightningDataModule):
             return []
         if stage == "test" and self.hparams.test_split != "validation":
             return [self.hparams.test_split]
-        return ["train"]
+        lm_extra = ["unsupervised"] if self.hparams.task != "classification" and self.hparams.use_unsupervised else []
+        return ["train", *lm_extra] if stage == "fit" or stage is None else ["train"]
 
     def _cache_path(self, fingerprint: str, split: str) -> Path:
-        tok = self.tokenizer
+        tok, hp = self.tokenizer, self.hparams
         # The vocabulary and special tokens identify a tokenizer (its serialized state also holds
         # the last call's truncation settings, so it is not stable).
         vocab = json.dumps([type(tok).__name__, sorted(tok.get_vocab().items()), tok.all_special_tokens])
-        key = json.dumps(
-            [CACHE_VERSION, fingerprint, split, hashlib.sha256(vocab.encode()).hexdigest(),
-             self.hparams.max_length, self.hparams.truncation]
+        settings = (
+            [hp.task, hp.label_prefixes] if hp.task != "classification"
+            else [hp.task, hp.max_length, hp.truncation, hp.prompt_template]
         )
+        key = json.dumps([CACHE_VERSION, fingerprint, split, hashlib.sha256(vocab.encode()).hexdigest(), settings])
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return Path(self.hparams.cache_dir) / "tokenized" / f"{split}-{digest}"
+        return Path(hp.cache_dir) / "tokenized" / f"{split}-{digest}"
 
     def prepare_data(self) -> None:
         stage = self.trainer.state.fn if self.trainer is not None else None
         self._load_tokenized(self._needed(stage), write=True)
+
+    def _tokenize_batch(self, batch: dict) -> dict:
+        hp, tok = self.hparams, self.tokenizer
+        if hp.task == "classification":
+            ids = tokenize(batch["text"], tok, hp.max_length, hp.truncation, hp.prompt_template)
+        else:  # whole reviews, each ended by EOS, to be packed into blocks
+            texts = [clean(t) for t in batch["text"]]
+            if hp.label_prefixes:
+                texts = [hp.label_prefixes[y] + t if y >= 0 else t for t, y in zip(texts, batch["label"])]
+            ids = [x + [tok.eos_token_id] for x in tok(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+        return {"input_ids": ids, "length": [len(x) for x in ids]}
 
     def _load_tokenized(self, splits: list[str], write: bool = False) -> dict[str, datasets.Dataset]:
         if not splits:
@@ -258,12 +328,8 @@ class IMDBDataModule(L.LightningDataModule):
                 raise RuntimeError(f"tokenized cache {path} missing: prepare_data did not run")
             ds = self._validate(raw[split], split)
             start = time.perf_counter()
-            ds = ds.map(
-                lambda b: {"input_ids": (ids := tokenize(b["text"], self.tokenizer, self.hparams.max_length, self.hparams.truncation)),
-                           "length": [len(x) for x in ids]},
-                batched=True, remove_columns=[c for c in ds.column_names if c != "label"],
-                desc=f"tokenizing {split}",
-            )
+            ds = ds.map(self._tokenize_batch, batched=True, remove_columns=[c for c in ds.column_names if c != "label"],
+                        desc=f"tokenizing {split}")
             tmp = path.with_name(path.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             ds.save_to_disk(str(tmp))
@@ -298,10 +364,20 @@ class IMDBDataModule(L.LightningDataModule):
             return
         tokenized = self._load_tokenized(self._needed(stage))
         if "train" in tokenized:
+            # The same reviews are held out whatever the task, so LM and classifier runs share a validation split.
             n_val = hp.val_size if hp.val_size >= 1 else math.ceil(hp.val_size * len(tokenized["train"]))
             parts = tokenized["train"].train_test_split(test_size=int(n_val), seed=hp.seed)
-            self.splits["train"] = _limit(parts["train"], hp.limit_train)
-            self.splits["validation"] = _limit(parts["test"], hp.limit_val)
+            train, val = parts["train"], _limit(parts["test"], hp.limit_val)
+            if hp.task == "classification":
+                self.splits["train"], self.splits["validation"] = _limit(train, hp.limit_train), val
+            else:
+                if "unsupervised" in tokenized:
+                    train = datasets.concatenate_datasets([train, tokenized["unsupervised"]]).shuffle(seed=hp.seed)
+                if hp.only_label is not None:
+                    train = train.filter(lambda y: y == hp.only_label, input_columns="label")
+                    val = val.filter(lambda y: y == hp.only_label, input_columns="label")
+                self.splits["train"] = pack(_limit(train, hp.limit_train), hp.block_size)
+                self.splits["validation"] = pack(val, hp.block_size)
         if stage == "test":
             split = hp.test_split
             self.splits["test"] = _limit(self.splits["validation"] if split == "validation" else tokenized[split], hp.limit_test)
@@ -316,10 +392,21 @@ class IMDBDataModule(L.LightningDataModule):
             texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not texts:
             raise UserError("nothing to predict: set data.predict_file (one review per line) or data.predict_texts")
-        ids = tokenize(texts, self.tokenizer, hp.max_length, hp.truncation)
+        if hp.task == "classification":
+            ids = tokenize(texts, self.tokenizer, hp.max_length, hp.truncation, hp.prompt_template)
+        else:
+            ids = [self._prompt_ids(t) for t in texts]
         return datasets.Dataset.from_dict(
             {"input_ids": ids, "length": [len(x) for x in ids], "idx": list(range(len(texts))), "text": texts}
         )
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        tok = self.tokenizer
+        if self.hparams.chat_template and tok.chat_template:
+            prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+            return tok(prompt, add_special_tokens=False)["input_ids"]
+        return tok(prompt)["input_ids"]
 
     def train_dataloader(self) -> DataLoader:
         ds = self.splits["train"]
@@ -333,14 +420,16 @@ class IMDBDataModule(L.LightningDataModule):
         return self._loader(self.splits["test"], self.eval_batch_size, by_length=True)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["predict"], self.eval_batch_size, by_length=True)
+        side = "left" if self.hparams.task == "causal_lm" else "right"
+        return self._loader(self.splits["predict"], self.eval_batch_size, by_length=True, padding_side=side)
 
-    def _loader(self, ds: datasets.Dataset, batch_size: int, sampler=None, by_length: bool = False) -> DataLoader:
+    def _loader(self, ds: datasets.Dataset, batch_size: int, sampler=None, by_length: bool = False,
+                padding_side: str = "right") -> DataLoader:
         if by_length:  # longest first: similar lengths per batch, and memory peaks at the start
             ds = ds.sort("length", reverse=True)
         ds = ds.remove_columns("length")
         return DataLoader(
-            ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(self.tokenizer),
+            ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(self.tokenizer, padding_side),
             num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
         )
 

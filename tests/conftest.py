@@ -67,3 +67,36 @@ def shared_imdb() -> Path:
     if not LOCAL_MIRROR.is_dir():
         pytest.skip(f"shared IMDB mirror not found at {LOCAL_MIRROR}")
     return LOCAL_MIRROR
+
+
+SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer_dir(tmp_path_factory) -> str:
+    """The packaged SmolLM2's byte-level BPE tokenizer (with its chat template), saved as a folder."""
+    from src.pretrained import load_tokenizer
+
+    path = tmp_path_factory.mktemp("bpe_tokenizer")
+    load_tokenizer(SMOLLM).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session", params=["gpt2", "llama"])
+def tiny_causal_lm(request, bpe_tokenizer_dir, tmp_path_factory) -> str:
+    """A random-init 2-layer GPT-2 or Llama (hidden 32) with a real BPE tokenizer, as a local folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(bpe_tokenizer_dir)
+    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    if request.param == "gpt2":
+        config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=512, **common)
+    else:
+        config = LlamaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                             num_key_value_heads=2, max_position_embeddings=512, **common)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp(f"tiny_{request.param}")
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

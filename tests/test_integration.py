@@ -27,3 +27,18 @@ def test_fit_packaged_minilm_on_a_slice_of_the_mirror(shared_imdb, tmp_path):
     assert {"val/acc", "val/f1", "val/auroc", "val/loss"} <= set(metrics)
     assert math.isfinite(metrics["val/loss"]) and 0 <= metrics["val/acc"] <= 1
     assert cli.trainer.global_step == 4  # 64 reviews in batches of 16
+
+
+def test_packaged_gguf_smollm_generates(tmp_path):
+    import json
+    import time
+
+    start = time.perf_counter()
+    main(["predict", "--config", "configs/gpt_generate.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+          "--model.init_args.max_new_tokens", "12", "--model.init_args.temperature", "0",
+          "--data.predict_texts", '["Name a famous science-fiction film."]', "--trainer.enable_progress_bar", "false"])
+    elapsed = time.perf_counter() - start
+    (out,) = tmp_path.glob("gpt_generate/*/generations.jsonl")
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["new_tokens"] >= 3 and len(row["text"].split()) >= 2
+    assert elapsed < 60

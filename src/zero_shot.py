@@ -1,0 +1,166 @@
+"""ZeroShotClassifier: classify reviews with a causal LM by prompting, without training.
+
+Each review sits in a prompt template (the data module's `prompt_template`); the score of a class
+is the log-probability of its label word (or phrase) right after the prompt. Calibration removes
+the model's prior for one label over another without using labels: `content_free` divides by the
+label probabilities the model gives content-free inputs such as "N/A" (Zhao et al. 2021).
+`validate` and `test` also log, under `{stage}/uncalibrated/` and `{stage}/balanced/`, the metrics
+of the raw scores and of scores centred on their medians over the evaluated reviews (labels unused).
+
+To run: python -m src validate --config configs/gpt_zeroshot_imdb.yaml
+"""
+
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+from src.classifier import classification_metrics
+from src.data import tokenize
+from src.pretrained import from_pretrained, load_tokenizer
+
+STAGES = ("val", "test")
+
+
+def balance(log_scores: torch.Tensor) -> torch.Tensor:
+    """Centre each class's score on its median over the rows: with two classes, half go to each."""
+    centred = log_scores - log_scores.mean(1, keepdim=True)
+    return centred - centred.median(0).values
+
+
+class ZeroShotClassifier(L.LightningModule):
+    """Scores each class by the log-probability of its label word after the prompt."""
+
+    def __init__(
+        self,
+        model_name: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+        label_words: list[str] = [" negative", " positive"],
+        label_names: list[str] = ["negative", "positive"],
+        prompt_template: str = "Review: {text}\nOverall, the movie was",
+        calibration: Literal["none", "content_free"] = "content_free",
+        content_free_texts: list[str] = ["N/A", "", "[MASK]"],
+    ):
+        """
+        Args:
+            model_name: hub id, local folder, .gguf file, or packaged offline model (see src/pretrained.py).
+            label_words: the continuation scored for each class, by label id (mind the leading space).
+            label_names: class names by label id, for predictions.
+            prompt_template: the prompt, with `{text}` where the review goes (linked to the data module's).
+            calibration: `content_free` divides by the label probabilities of content-free inputs; `none` keeps raw scores.
+            content_free_texts: inputs with no content, put in the template to measure the model's prior.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = load_tokenizer(model_name)
+        self.model = from_pretrained(AutoModelForCausalLM, model_name).eval()
+        self.model.requires_grad_(False)
+        self.label_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in label_words]
+        n = len(label_words)
+        self.metrics = nn.ModuleDict({
+            f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
+            for s in STAGES for kind in ("main", "uncalibrated", "balanced")
+        })
+        self.register_buffer("log_prior", torch.zeros(n), persistent=False)
+        self._prior_ready = calibration == "none"
+        self._scores: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def label_log_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[batch, classes]: log P(label word | prompt), for right-padded prompts."""
+        if all(len(ids) == 1 for ids in self.label_ids):  # one forward pass scores every class
+            last = self._last_token_logits(input_ids, attention_mask).log_softmax(-1)
+            return last[:, [ids[0] for ids in self.label_ids]]
+        return torch.stack([self._continuation_log_prob(input_ids, attention_mask, ids) for ids in self.label_ids], 1)
+
+    def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1)
+        return out.hidden_states[-1]  # after the final norm: the LM head's input
+
+    def _last_token_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self._hidden(input_ids, attention_mask)
+        last = attention_mask.sum(1) - 1
+        # Only the last prompt position goes through the LM head: a [batch, vocab] matrix, not [batch, length, vocab].
+        return self.model.get_output_embeddings()(hidden[torch.arange(len(last)), last]).float()
+
+    def _continuation_log_prob(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
+        lengths = attention_mask.sum(1)
+        cont = torch.tensor(ids, device=input_ids.device)
+        width = int(lengths.max()) + len(ids)
+        seq = input_ids.new_full((len(lengths), width), self.tokenizer.pad_token_id or 0)
+        mask = torch.zeros_like(seq)
+        for i, n in enumerate(lengths.tolist()):
+            seq[i, :n], seq[i, n : n + len(ids)] = input_ids[i, :n], cont
+            mask[i, : n + len(ids)] = 1
+        hidden = self._hidden(seq, mask)
+        # Position n-1+j predicts continuation token j.
+        pos = lengths[:, None] - 1 + torch.arange(len(ids), device=seq.device)
+        picked = hidden[torch.arange(len(lengths))[:, None], pos]
+        logp = self.model.get_output_embeddings()(picked).float().log_softmax(-1)
+        return logp.gather(-1, cont.expand(len(lengths), -1)[..., None]).squeeze(-1).sum(-1)
+
+    def _ensure_prior(self) -> None:
+        """Mean label probabilities (renormalised over the labels) on content-free prompts."""
+        if self._prior_ready:
+            return
+        ids = tokenize(self.hparams.content_free_texts, self.tokenizer, 10_000, "head", self.hparams.prompt_template)
+        enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt", padding_side="right")
+        enc = enc.to(self.device)
+        probs = self.label_log_probs(enc["input_ids"], enc["attention_mask"]).log_softmax(-1).exp().mean(0)
+        self.log_prior = probs.log()
+        self._prior_ready = True
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Calibrated class log-scores, [batch, classes]."""
+        self._ensure_prior()
+        raw = self.label_log_probs(batch["input_ids"], batch["attention_mask"]).log_softmax(-1)
+        return raw - self.log_prior
+
+    def _common_step(self, batch: dict, stage: str) -> None:
+        self._ensure_prior()
+        raw = self.label_log_probs(batch["input_ids"], batch["attention_mask"]).log_softmax(-1)
+        self._update(f"{stage}_main", raw - self.log_prior, batch["labels"])
+        self._update(f"{stage}_uncalibrated", raw, batch["labels"])
+        self._scores.append(raw)
+        self._labels.append(batch["labels"])
+        self.log_dict(self.metrics[f"{stage}_main"], prog_bar=True)
+        self.log_dict(self.metrics[f"{stage}_uncalibrated"])
+
+    def _update(self, key: str, log_scores: torch.Tensor, labels: torch.Tensor) -> None:
+        probs = log_scores.softmax(-1)
+        self.metrics[key].update(probs[:, 1] if probs.shape[1] == 2 else probs, labels)
+
+    def _epoch_end(self, stage: str) -> None:
+        """Balanced: centre each class's score on its median over all evaluated reviews (on every rank)."""
+        if not self._scores:
+            return
+        scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))
+        labels = self.all_gather(torch.cat(self._labels)).reshape(-1)
+        self._scores, self._labels = [], []
+        self._update(f"{stage}_balanced", balance(scores), labels)
+        self.log_dict(self.metrics[f"{stage}_balanced"], sync_dist=False)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._common_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._common_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        probs = self(batch).softmax(-1)
+        labels = probs.argmax(-1).tolist()
+        return {
+            "id": batch["idx"].tolist(), "text": batch["text"], "label": labels,
+            "label_name": [self.hparams.label_names[i] for i in labels], "probabilities": probs.tolist(),
+        }
+
+    def configure_optimizers(self):
+        return None  # zero-shot: nothing is trained
