@@ -31,4 +31,5 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 
 clean:
-	rm -rf $(VENV) outputs/* .pytest_cache
+	rm -rf $(VENV) .pytest_cache
+	find outputs -mindepth 1 ! -name .gitkeep -delete

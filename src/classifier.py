@@ -42,6 +42,7 @@ class SequenceClassifier(L.LightningModule):
         learning_rate: float = 5e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
+        config_overrides: dict | None = None,
     ):
         """
         Args:
@@ -50,6 +51,7 @@ class SequenceClassifier(L.LightningModule):
             learning_rate: peak AdamW learning rate.
             weight_decay: AdamW weight decay (none on biases and norm weights).
             warmup_ratio: fraction of the training steps spent warming the learning rate up from 0.
+            config_overrides: model config values to change, e.g. {attention_probs_dropout_prob: 0.0}.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +60,7 @@ class SequenceClassifier(L.LightningModule):
             AutoModelForSequenceClassification, model_name, num_labels=n,
             id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)},
             ignore_mismatched_sizes=True,  # a saved head with another number of classes is re-initialised
+            **(config_overrides or {}),
         )
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds
         self.metrics = nn.ModuleDict({s: classification_metrics(n).clone(prefix=f"{s}/") for s in ("val", "test")})

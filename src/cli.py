@@ -24,7 +24,6 @@ class CLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The data module tokenizes with the model's own tokenizer.
         parser.link_arguments("model.init_args.model_name", "data.tokenizer")
-        parser.link_arguments("model.init_args.prompt_template", "data.prompt_template")
 
     def before_instantiate_classes(self) -> None:
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer

@@ -370,14 +370,13 @@ class IMDBDataModule(L.LightningDataModule):
             train, val = parts["train"], _limit(parts["test"], hp.limit_val)
             if hp.task == "classification":
                 self.splits["train"], self.splits["validation"] = _limit(train, hp.limit_train), val
+            elif stage not in ("fit", None):  # validate/test: packing the training text would be wasted work
+                self.splits["validation"] = pack(_filter(val, hp.only_label), hp.block_size)
             else:
                 if "unsupervised" in tokenized:
                     train = datasets.concatenate_datasets([train, tokenized["unsupervised"]]).shuffle(seed=hp.seed)
-                if hp.only_label is not None:
-                    train = train.filter(lambda y: y == hp.only_label, input_columns="label")
-                    val = val.filter(lambda y: y == hp.only_label, input_columns="label")
-                self.splits["train"] = pack(_limit(train, hp.limit_train), hp.block_size)
-                self.splits["validation"] = pack(val, hp.block_size)
+                self.splits["train"] = pack(_limit(_filter(train, hp.only_label), hp.limit_train), hp.block_size)
+                self.splits["validation"] = pack(_filter(val, hp.only_label), hp.block_size)
         if stage == "test":
             split = hp.test_split
             self.splits["test"] = _limit(self.splits["validation"] if split == "validation" else tokenized[split], hp.limit_test)
@@ -436,3 +435,7 @@ class IMDBDataModule(L.LightningDataModule):
 
 def _limit(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
     return ds.select(range(min(n, len(ds)))) if n is not None else ds
+
+
+def _filter(ds: datasets.Dataset, label: int | None) -> datasets.Dataset:
+    return ds.filter(lambda y: y == label, input_columns="label") if label is not None else ds

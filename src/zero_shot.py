@@ -47,7 +47,7 @@ class ZeroShotClassifier(L.LightningModule):
             model_name: hub id, local folder, .gguf file, or packaged offline model (see src/pretrained.py).
             label_words: the continuation scored for each class, by label id (mind the leading space).
             label_names: class names by label id, for predictions.
-            prompt_template: the prompt, with `{text}` where the review goes (linked to the data module's).
+            prompt_template: the prompt, with `{text}` where the review goes (the data module's `prompt_template`).
             calibration: `content_free` divides by the label probabilities of content-free inputs; `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
         """

@@ -1,0 +1,65 @@
+"""A MiniLM training step on this machine's CPU: fp32 versus bf16 autocast, attention dropout on and off.
+
+Why: on CPUs without AVX512-BF16 or AMX, bf16 autocast is emulated and far slower than fp32, so
+the CLI runs `bf16-mixed` configs in fp32 there; and attention dropout in training keeps PyTorch's
+fused attention kernel from running. Arms alternate within each round; medians over rounds.
+To run: .venv/bin/python benchmarks/train_step.py   (writes outputs/bench/train_step.json)
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from src.cli import cpu_has_fast_bf16
+from src.pretrained import from_pretrained
+
+
+ARMS = {  # name: (bf16 autocast, attention dropout)
+    "fp32, attention dropout 0.1": (False, 0.1),
+    "fp32, attention dropout 0": (False, 0.0),
+    "bf16 autocast, attention dropout 0": (True, 0.0),
+}
+
+
+def main(batch: int = 8, length: int = 256, repeats: int = 3) -> dict:
+    torch.manual_seed(0)
+    x, y = torch.randint(1000, 20000, (batch, length)), torch.randint(0, 2, (batch,))
+    models = {}
+    for arm, (_, dropout) in ARMS.items():
+        model = from_pretrained(AutoModelForSequenceClassification, "sentence-transformers/all-MiniLM-L6-v2",
+                                num_labels=2, attention_probs_dropout_prob=dropout)
+        models[arm] = (model.train(), torch.optim.AdamW(model.parameters(), lr=1e-5))
+    times = {arm: [] for arm in ARMS}
+    for i in range(repeats + 1):  # the first round warms up and is dropped
+        for arm, (bf16, _) in ARMS.items():
+            model, opt = models[arm]
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids=x, labels=y).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if i:
+                times[arm].append(time.perf_counter() - start)
+    median = {arm: statistics.median(t) for arm, t in times.items()}
+    base = median["fp32, attention dropout 0.1"]
+    result = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "threads": torch.get_num_threads(), "batch": batch, "length": length, "median_step_s": median,
+        "speedup_over_fp32_dropout": {arm: base / t for arm, t in median.items()}, "all_step_s": times,
+    }
+    out = Path("outputs/bench/train_step.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    for arm in ARMS:
+        print(f"{arm:40s} {median[arm]:7.2f} s/step  x{base / median[arm]:.2f}")
+    print("->", out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
