@@ -22,13 +22,14 @@ fit: $(VENV)/.installed
 	$(PY) -m src fit --config $(CONFIG)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
 
 tensorboard: $(VENV)/.installed
 	$(VENV)/bin/tensorboard --logdir outputs
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

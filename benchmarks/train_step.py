@@ -17,7 +17,6 @@ from transformers import AutoModelForSequenceClassification
 from src.cli import cpu_has_fast_bf16
 from src.pretrained import from_pretrained
 
-
 ARMS = {  # name: (bf16 autocast, attention dropout)
     "fp32, attention dropout 0.1": (False, 0.1),
     "fp32, attention dropout 0": (False, 0.0),

@@ -96,7 +96,8 @@ class CausalLM(L.LightningModule):
         loss = self.val_loss.compute()
         self.val_loss.reset()
         self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True, sync_dist=False)
-        if self.hparams.sample_prompt and isinstance(self.logger, TensorBoardLogger) and not self.trainer.sanity_checking:
+        tensorboard = isinstance(self.logger, TensorBoardLogger)
+        if self.hparams.sample_prompt and tensorboard and not self.trainer.sanity_checking:
             enc = self.tokenizer([self.hparams.sample_prompt], return_tensors="pt").to(self.device)
             out = self.model.generate(**enc, generation_config=GenerationConfig(
                 max_new_tokens=48, do_sample=False, pad_token_id=self.generation_config.pad_token_id))

@@ -67,7 +67,9 @@ def load_source(source: str) -> tuple[datasets.DatasetDict, str]:
         return dd, _fingerprint_files(path, "*.*")
     looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or path.suffix in FORMATS
     if looks_like_path:
-        raise UserError(f"data source {source!r} does not exist: fix data.source (a folder, or a hub id such as {HUB_ID})")
+        raise UserError(
+            f"data source {source!r} does not exist: fix data.source (a folder, or a hub id such as {HUB_ID})"
+        )
     try:
         return datasets.load_dataset(source), source
     except Exception as err:  # the hub raises many types: connection, not found, offline
@@ -379,7 +381,8 @@ class IMDBDataModule(L.LightningDataModule):
                 self.splits["validation"] = pack(_filter(val, hp.only_label), hp.block_size)
         if stage == "test":
             split = hp.test_split
-            self.splits["test"] = _limit(self.splits["validation"] if split == "validation" else tokenized[split], hp.limit_test)
+            test = self.splits["validation"] if split == "validation" else tokenized[split]
+            self.splits["test"] = _limit(test, hp.limit_test)
 
     def _predict_dataset(self) -> datasets.Dataset:
         hp = self.hparams

@@ -48,7 +48,8 @@ class ZeroShotClassifier(L.LightningModule):
             label_words: the continuation scored for each class, by label id (mind the leading space).
             label_names: class names by label id, for predictions.
             prompt_template: the prompt, with `{text}` where the review goes (the data module's `prompt_template`).
-            calibration: `content_free` divides by the label probabilities of content-free inputs; `none` keeps raw scores.
+            calibration: `content_free` divides by the label probabilities of content-free inputs;
+                `none` keeps the raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
         """
         super().__init__()
@@ -76,7 +77,8 @@ class ZeroShotClassifier(L.LightningModule):
         return torch.stack([self._continuation_log_prob(input_ids, attention_mask, ids) for ids in self.label_ids], 1)
 
     def _hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                         logits_to_keep=1)
         return out.hidden_states[-1]  # after the final norm: the LM head's input
 
     def _last_token_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -85,7 +87,9 @@ class ZeroShotClassifier(L.LightningModule):
         # Only the last prompt position goes through the LM head: a [batch, vocab] matrix, not [batch, length, vocab].
         return self.model.get_output_embeddings()(hidden[torch.arange(len(last)), last]).float()
 
-    def _continuation_log_prob(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    def _continuation_log_prob(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ids: list[int]
+    ) -> torch.Tensor:
         lengths = attention_mask.sum(1)
         cont = torch.tensor(ids, device=input_ids.device)
         width = int(lengths.max()) + len(ids)

@@ -89,7 +89,8 @@ def tiny_causal_lm(request, bpe_tokenizer_dir, tmp_path_factory) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig
 
     tokenizer = AutoTokenizer.from_pretrained(bpe_tokenizer_dir)
-    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+              "eos_token_id": tokenizer.eos_token_id}
     if request.param == "gpt2":
         config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=512, **common)
     else:

@@ -73,13 +73,28 @@ def test_model_name_is_linked_to_the_tokenizer(tiny_bert, imdb_dir, tmp_path):
     assert parsed.datamodule.hparams.tokenizer == tiny_bert
 
 
-@pytest.mark.parametrize("override, message", [
-    (["--model.init_args.model_name", "no-such-org/no-such-model"], "unknown model 'no-such-org/no-such-model'"),
-    (["--data.source", "./no/such/folder"], "data source './no/such/folder' does not exist"),
-    (["--data.predict_file", "no-such-file.txt"], "predict file 'no-such-file.txt' does not exist"),
+@pytest.fixture(scope="module")
+def bad_sources(tmp_path_factory) -> dict[str, str]:
+    import datasets
+
+    root = tmp_path_factory.mktemp("bad")
+    (root / "columns").mkdir()
+    datasets.Dataset.from_dict({"review": ["x"], "sentiment": [1]}).to_parquet(str(root / "columns" / "train.parquet"))
+    (root / "labels").mkdir()
+    datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 7]}).to_parquet(str(root / "labels" / "train.parquet"))
+    return {"columns": str(root / "columns"), "labels": str(root / "labels")}
+
+
+@pytest.mark.parametrize("sub, override, message", [
+    ("fit", ["--model.init_args.model_name", "no-such-org/no-such-model"], "unknown model 'no-such-org/no-such-model'"),
+    ("fit", ["--data.source", "./no/such/folder"], "data source './no/such/folder' does not exist"),
+    ("fit", ["--data.source", "{columns}"], "lacks column(s) ['label', 'text']"),
+    ("fit", ["--data.source", "{labels}"], "has labels [7] outside the classes 0..1"),
+    ("test", [], "has no 'test' split"),
+    ("predict", ["--data.predict_file", "no-such-file.txt"], "predict file 'no-such-file.txt' does not exist"),
 ])
-def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, override, message):
-    sub = "predict" if "predict_file" in override[0] else "fit"
+def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
+    override = [arg.format(**bad_sources) for arg in override]
     with pytest.raises(SystemExit) as exit_:
         main([sub, *tiny_args(tiny_bert, imdb_dir, tmp_path), *override])
     assert exit_.value.code == 2

@@ -158,7 +158,8 @@ def test_file_without_text_and_label_columns(tiny_bert, tmp_path):
 
 
 def test_labels_outside_the_classes(tiny_bert, tmp_path):
-    datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 5]}).to_parquet(str(tmp_path / "train.parquet"))
+    rows = {"text": ["a", "b", "c"], "label": [0, 1, 5]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "train.parquet"))
     with pytest.raises(UserError, match=r"labels \[5\] outside the classes 0..1"):
         fit_ready(datamodule(tiny_bert, tmp_path, tmp_path))
 
