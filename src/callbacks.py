@@ -39,6 +39,8 @@ class PredictionWriter(BasePredictionWriter):
             return
         # DistributedSampler pads with repeats, and batches are length-sorted: dedupe, restore input order.
         rows = sorted({row["id"]: row for row in rows}.values(), key=lambda row: row["id"])
+        if hasattr(pl_module, "finalize_predictions"):  # predictions that depend on the whole set
+            rows = pl_module.finalize_predictions(rows)
         path = Path(self.output_dir or trainer.log_dir or ".") / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

@@ -106,7 +106,7 @@ def tokenize(
 
     `head` keeps the start of a long review; `head_tail` keeps its first quarter and last three
     quarters of the budget (Sun et al. 2019: the end of a review carries much of its verdict).
-    With a `template` ("Review: {text}\nOverall, the movie was", for causal LMs) only the review is
+    With a `template` ("Review: {text}\\nOverall, the movie was", for causal LMs) only the review is
     truncated, so the prompt's end, where the answer follows, is always kept.
     """
     texts = [clean(t) for t in texts]
@@ -236,7 +236,7 @@ class IMDBDataModule(L.LightningDataModule):
             max_length: longest tokenized review, special tokens and prompt included.
             truncation: `head` keeps the start of long reviews; `head_tail` their start and end.
             prompt_template: classification with a causal LM: each review is put in this template at
-                `{text}`, e.g. "Review: {text}\nOverall, the movie was".
+                `{text}`, e.g. "Review: {text}\\nOverall, the movie was".
             block_size: causal_lm: tokens per training block.
             use_unsupervised: causal_lm: also train on the unsupervised split.
             only_label: causal_lm: train only on reviews with this label (e.g. 1: positive ones).

@@ -2,10 +2,13 @@
 
 Each review sits in a prompt template (the data module's `prompt_template`); the score of a class
 is the log-probability of its label word (or phrase) right after the prompt. Calibration removes
-the model's prior for one label over another without using labels: `content_free` divides by the
-label probabilities the model gives content-free inputs such as "N/A" (Zhao et al. 2021).
-`validate` and `test` also log, under `{stage}/uncalibrated/` and `{stage}/balanced/`, the metrics
-of the raw scores and of scores centred on their medians over the evaluated reviews (labels unused).
+the model's prior for one label over another without using labels:
+- `content_free` divides by the label probabilities the model gives content-free inputs such as
+  "N/A" (Zhao et al. 2021);
+- `unlabelled` centres each class's score on its median over the reviews being classified (their
+  score distribution; labels unused), so that with two classes half go to each.
+`validate` and `test` log the configured calibration's metrics under `{stage}/` and every
+calibration's under `{stage}/{none,content_free,unlabelled}/`, so one run compares them.
 
 To run: python -m src validate --config configs/gpt_zeroshot_imdb.yaml
 """
@@ -22,6 +25,7 @@ from src.data import tokenize
 from src.pretrained import from_pretrained, load_tokenizer
 
 STAGES = ("val", "test")
+CALIBRATIONS = ("none", "content_free", "unlabelled")
 
 
 def balance(log_scores: torch.Tensor) -> torch.Tensor:
@@ -39,7 +43,7 @@ class ZeroShotClassifier(L.LightningModule):
         label_words: list[str] = [" negative", " positive"],
         label_names: list[str] = ["negative", "positive"],
         prompt_template: str = "Review: {text}\nOverall, the movie was",
-        calibration: Literal["none", "content_free"] = "content_free",
+        calibration: Literal["none", "content_free", "unlabelled"] = "unlabelled",
         content_free_texts: list[str] = ["N/A", "", "[MASK]"],
     ):
         """
@@ -48,8 +52,8 @@ class ZeroShotClassifier(L.LightningModule):
             label_words: the continuation scored for each class, by label id (mind the leading space).
             label_names: class names by label id, for predictions.
             prompt_template: the prompt, with `{text}` where the review goes (the data module's `prompt_template`).
-            calibration: `content_free` divides by the label probabilities of content-free inputs;
-                `none` keeps the raw scores.
+            calibration: `unlabelled` centres scores on their medians over the classified reviews;
+                `content_free` divides by the label probabilities of content-free inputs; `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
         """
         super().__init__()
@@ -61,10 +65,10 @@ class ZeroShotClassifier(L.LightningModule):
         n = len(label_words)
         self.metrics = nn.ModuleDict({
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
-            for s in STAGES for kind in ("main", "uncalibrated", "balanced")
+            for s in STAGES for kind in ("main", *CALIBRATIONS)
         })
         self.register_buffer("log_prior", torch.zeros(n), persistent=False)
-        self._prior_ready = calibration == "none"
+        self._prior_ready = False
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
@@ -117,34 +121,43 @@ class ZeroShotClassifier(L.LightningModule):
         self._prior_ready = True
 
     def forward(self, batch: dict) -> torch.Tensor:
-        """Calibrated class log-scores, [batch, classes]."""
-        self._ensure_prior()
-        raw = self.label_log_probs(batch["input_ids"], batch["attention_mask"]).log_softmax(-1)
-        return raw - self.log_prior
+        """Raw class log-scores, [batch, classes]: label log-probabilities renormalised over the labels."""
+        return self.label_log_probs(batch["input_ids"], batch["attention_mask"]).log_softmax(-1)
+
+    def calibrate(self, raw: torch.Tensor, calibration: str | None = None) -> torch.Tensor:
+        """Calibrated log-scores of a whole set of reviews (`unlabelled` uses the set's own score distribution)."""
+        calibration = calibration or self.hparams.calibration
+        if calibration == "content_free":
+            self._ensure_prior()
+            return raw - self.log_prior.to(raw.device)
+        return balance(raw) if calibration == "unlabelled" else raw
 
     def _common_step(self, batch: dict, stage: str) -> None:
-        self._ensure_prior()
-        raw = self.label_log_probs(batch["input_ids"], batch["attention_mask"]).log_softmax(-1)
-        self._update(f"{stage}_main", raw - self.log_prior, batch["labels"])
-        self._update(f"{stage}_uncalibrated", raw, batch["labels"])
+        raw = self(batch)
+        for kind in ("none", "content_free"):  # per-batch calibrations: metrics update as we go
+            self._update(f"{stage}_{kind}", self.calibrate(raw, kind), batch["labels"])
+            self.log_dict(self.metrics[f"{stage}_{kind}"])
+        if self.hparams.calibration != "unlabelled":
+            self._update(f"{stage}_main", self.calibrate(raw), batch["labels"])
+            self.log_dict(self.metrics[f"{stage}_main"], prog_bar=True)
         self._scores.append(raw)
         self._labels.append(batch["labels"])
-        self.log_dict(self.metrics[f"{stage}_main"], prog_bar=True)
-        self.log_dict(self.metrics[f"{stage}_uncalibrated"])
 
     def _update(self, key: str, log_scores: torch.Tensor, labels: torch.Tensor) -> None:
         probs = log_scores.softmax(-1)
         self.metrics[key].update(probs[:, 1] if probs.shape[1] == 2 else probs, labels)
 
     def _epoch_end(self, stage: str) -> None:
-        """Balanced: centre each class's score on its median over all evaluated reviews (on every rank)."""
+        """`unlabelled` needs every evaluated review's score (from every rank) before it can classify one."""
         if not self._scores:
             return
         scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))
         labels = self.all_gather(torch.cat(self._labels)).reshape(-1)
         self._scores, self._labels = [], []
-        self._update(f"{stage}_balanced", balance(scores), labels)
-        self.log_dict(self.metrics[f"{stage}_balanced"], sync_dist=False)
+        keys = [f"{stage}_unlabelled"] + ([f"{stage}_main"] if self.hparams.calibration == "unlabelled" else [])
+        for key in keys:
+            self._update(key, self.calibrate(scores, "unlabelled"), labels)
+            self.log_dict(self.metrics[key], sync_dist=False)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._common_step(batch, "val")
@@ -159,12 +172,18 @@ class ZeroShotClassifier(L.LightningModule):
         self._epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        probs = self(batch).softmax(-1)
-        labels = probs.argmax(-1).tolist()
-        return {
-            "id": batch["idx"].tolist(), "text": batch["text"], "label": labels,
-            "label_name": [self.hparams.label_names[i] for i in labels], "probabilities": probs.tolist(),
-        }
+        """Raw scores; `PredictionWriter` calls `finalize_predictions` once it holds every row."""
+        return {"id": batch["idx"].tolist(), "text": batch["text"], "scores": self(batch).tolist()}
+
+    def finalize_predictions(self, rows: list[dict]) -> list[dict]:
+        """Calibrate over all predicted reviews, then label them."""
+        if not rows:
+            return rows
+        probs = self.calibrate(torch.tensor([row.pop("scores") for row in rows])).softmax(-1)
+        for row, p in zip(rows, probs.tolist()):
+            label = max(range(len(p)), key=p.__getitem__)
+            row.update(label=label, label_name=self.hparams.label_names[label], probabilities=p)
+        return rows
 
     def configure_optimizers(self):
         return None  # zero-shot: nothing is trained

@@ -108,3 +108,19 @@ def test_the_process_exits_with_one_line_not_a_traceback(tiny_bert, imdb_dir, tm
                           env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: unknown model")
+
+
+@pytest.mark.parametrize("cls", ["src.data.IMDBDataModule", "src.classifier.SequenceClassifier",
+                                 "src.causal_lm.CausalLM", "src.zero_shot.ZeroShotClassifier",
+                                 "src.callbacks.PredictionWriter", "src.callbacks.HFExport"])
+def test_every_argument_has_help_from_the_docstring(cls):
+    import importlib
+    import inspect
+
+    from jsonargparse._optionals import parse_docs
+
+    module, name = cls.rsplit(".", 1)
+    target = getattr(importlib.import_module(module), name)
+    documented = parse_docs(target.__init__, target, None)
+    params = [p for p in inspect.signature(target.__init__).parameters if p != "self"]
+    assert [p for p in params if not documented.get(p)] == []

@@ -30,8 +30,9 @@ def test_class_score_is_the_label_log_probability_after_the_prompt(tiny_causal_l
         ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
         expected = [manual_log_prob(module, ids, label) for label in module.label_ids]
         assert scores[row].tolist() == pytest.approx(expected, abs=1e-4)
-    probs = module.predict_step({**enc, "idx": torch.tensor([0, 1]), "text": ["a", "b"]}, 0)
-    assert probs["label"] == scores.argmax(1).tolist()  # the label with the higher log-probability wins
+    rows = module.predict_step({**enc, "idx": torch.tensor([0, 1]), "text": ["a", "b"]}, 0)
+    rows = module.finalize_predictions([dict(zip(rows, values)) for values in zip(*rows.values())])
+    assert [r["label"] for r in rows] == scores.argmax(1).tolist()  # the label with the higher log-probability wins
 
 
 def test_multi_token_label_phrases_sum_their_token_log_probs(tiny_causal_lm):
@@ -63,12 +64,13 @@ def test_content_free_calibration_cancels_a_label_prior(tiny_causal_lm):
     texts = [f"review number {i} of the film" for i in range(8)]
     calibrated = {}
     for bias in (0.0, 8.0):
-        module = biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, content_free_texts=["N/A"]), bias)
+        module = biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, content_free_texts=["N/A"],
+                                           calibration="content_free"), bias)
         raw_module = biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, calibration="none"), bias)
         enc = encode(module, texts)
-        calibrated[bias] = module(enc).softmax(-1)
+        calibrated[bias] = module.calibrate(module(enc)).softmax(-1)
         if bias:
-            assert raw_module(enc).argmax(1).tolist() == [0] * 8  # uncalibrated: the prior wins everywhere
+            assert raw_module.calibrate(raw_module(enc)).argmax(1).tolist() == [0] * 8  # the prior wins everywhere
     assert torch.allclose(calibrated[0.0], calibrated[8.0], atol=1e-4)
 
 
@@ -83,8 +85,19 @@ def test_validate_reports_calibrated_uncalibrated_and_balanced_metrics(tiny_caus
                           eval_batch_size=5, max_length=64, cache_dir=str(tmp_path / "c"))
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     (metrics,) = trainer.validate(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE), datamodule=data)
-    for prefix in ("val/", "val/uncalibrated/", "val/balanced/"):
+    for prefix in ("val/", "val/none/", "val/content_free/", "val/unlabelled/"):
         assert {f"{prefix}acc", f"{prefix}f1", f"{prefix}auroc"} <= set(metrics)
+    assert metrics["val/acc"] == metrics["val/unlabelled/acc"]  # the default calibration
+
+
+def test_unlabelled_calibration_balances_predictions_of_a_biased_model(tiny_causal_lm):
+    module = biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE), 8.0)
+    enc = encode(module, [f"review {i} " + "word " * i for i in range(10)])
+    rows = module.predict_step({**enc, "idx": torch.arange(10), "text": ["x"] * 10}, 0)
+    rows = [dict(zip(rows, values)) for values in zip(*rows.values())]
+    assert all(max(r["scores"]) == r["scores"][0] for r in rows)  # raw: class 0 everywhere
+    labels = [r["label"] for r in module.finalize_predictions(rows)]
+    assert sorted(labels) == [0] * 5 + [1] * 5 and "scores" not in rows[0]
 
 
 def test_prompt_keeps_its_end_when_the_review_is_truncated(tiny_causal_lm):
