@@ -55,7 +55,7 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
     """`auto_cls.from_pretrained` for any name `resolve` accepts, with a one-line error when it fails."""
     path, extra = resolve(name)
     try:
-        return auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
+        loaded = auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
     except OSError as err:
         if path != name or Path(name).exists():
             raise UserError(f"cannot load {auto_cls.__name__} from {path!r}: {str(err).splitlines()[0]}") from None
@@ -66,6 +66,12 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
             f"({'offline: HF_HUB_OFFLINE is set' if offline else 'not found or unreachable'}); "
             "fix: give a local model folder or .gguf path, or a hub id while online"
         ) from None
+    quantizer = getattr(loaded, "hf_quantizer", None)
+    if "gguf_file" in extra and quantizer is not None and all(p.is_floating_point() for p in loaded.parameters()):
+        # The GGUF weights were de-quantized to plain floats on load, but the model is still marked
+        # quantized, which makes save_pretrained refuse it: drop the stale marker.
+        quantizer.remove_quantization_config(loaded)
+    return loaded
 
 
 @functools.cache

@@ -120,7 +120,12 @@ def test_fit_then_generate_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
           "--data.block_size", "32", "--data.limit_train", "20", "--data.limit_val", "null",
           "--trainer.log_every_n_steps", "1", "--model.init_args.lora_target_modules", "null"])
     (run,) = (tmp_path / "gpt_finetune_imdb").iterdir()
-    assert (run / "export" / "last" / "model.safetensors").is_file()
+    for kind in ("last", "best"):  # Hugging Face folders, LoRA merged: loadable without peft
+        assert (run / "export" / kind / "model.safetensors").is_file()
+    from transformers import AutoModelForCausalLM
+
+    exported = AutoModelForCausalLM.from_pretrained(run / "export" / "best")
+    assert not any("lora" in name for name, _ in exported.named_parameters())
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run), size_guidance={"tensors": 0})
