@@ -104,3 +104,20 @@ def test_prompt_keeps_its_end_when_the_review_is_truncated(tiny_causal_lm):
     module = ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE)
     (ids,) = encode(module, ["word " * 500])["input_ids"].tolist()
     assert len(ids) == 64 and module.tokenizer.decode(ids).endswith("\nOverall, the movie was")
+
+
+def test_zero_shot_config_validates_and_predicts_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
+    import json
+
+    from src.cli import main
+
+    common = ["--config", "configs/gpt_zeroshot_imdb.yaml", "--model.init_args.model_name", tiny_causal_lm,
+              "--data.source", str(imdb_dir), "--data.cache_dir", str(tmp_path / "c"), "--data.max_length", "64",
+              "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
+    cli = main(["validate", *common, "--data.val_size", "16", "--data.limit_val", "null"])
+    assert cli.trainer.callback_metrics["val/acc"] == cli.trainer.callback_metrics["val/unlabelled/acc"]
+    main(["predict", *common, "--data.predict_texts", '["good film", "bad film", "fine", "dull"]'])
+    (out,) = tmp_path.glob("gpt_zeroshot_imdb/*/predictions.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["good film", "bad film", "fine", "dull"]
+    assert sorted(r["label"] for r in rows) == [0, 0, 1, 1]  # unlabelled calibration splits the set evenly
