@@ -7,6 +7,8 @@ To run: python -m src fit --config configs/gpt_finetune_imdb.yaml
         python -m src predict --config configs/gpt_generate.yaml
 """
 
+import copy
+
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -95,7 +97,7 @@ class CausalLM(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
         self.val_loss.reset()
-        self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True, sync_dist=False)
+        self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True)  # compute() already synced ranks
         tensorboard = isinstance(self.logger, TensorBoardLogger)
         if self.hparams.sample_prompt and tensorboard and not self.trainer.sanity_checking:
             enc = self.tokenizer([self.hparams.sample_prompt], return_tensors="pt").to(self.device)
@@ -127,8 +129,6 @@ class CausalLM(L.LightningModule):
     def export_model(self):
         """The plain Hugging Face model: LoRA adapters merged into a copy of the weights."""
         if self.hparams.lora_rank > 0:
-            import copy
-
             return copy.deepcopy(self.model).merge_and_unload().eval()
         return self.model
 

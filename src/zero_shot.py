@@ -67,8 +67,7 @@ class ZeroShotClassifier(L.LightningModule):
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
             for s in STAGES for kind in ("main", *CALIBRATIONS)
         })
-        self.register_buffer("log_prior", torch.zeros(n), persistent=False)
-        self._prior_ready = False
+        self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
@@ -109,16 +108,16 @@ class ZeroShotClassifier(L.LightningModule):
         logp = self.model.get_output_embeddings()(picked).float().log_softmax(-1)
         return logp.gather(-1, cont.expand(len(lengths), -1)[..., None]).squeeze(-1).sum(-1)
 
-    def _ensure_prior(self) -> None:
-        """Mean label probabilities (renormalised over the labels) on content-free prompts."""
-        if self._prior_ready:
-            return
-        ids = tokenize(self.hparams.content_free_texts, self.tokenizer, 10_000, "head", self.hparams.prompt_template)
-        enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt", padding_side="right")
-        enc = enc.to(self.device)
-        probs = self.label_log_probs(enc["input_ids"], enc["attention_mask"]).log_softmax(-1).exp().mean(0)
-        self.log_prior = probs.log()
-        self._prior_ready = True
+    def _ensure_prior(self) -> torch.Tensor:
+        """Log of the mean label probabilities (renormalised over the labels) on content-free prompts."""
+        if self.log_prior is None:
+            hp = self.hparams
+            ids = tokenize(hp.content_free_texts, self.tokenizer, 10_000, "head", hp.prompt_template)
+            enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt", padding_side="right")
+            enc = enc.to(self.device)
+            probs = self.label_log_probs(enc["input_ids"], enc["attention_mask"]).log_softmax(-1).exp().mean(0)
+            self.log_prior = probs.log()
+        return self.log_prior
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Raw class log-scores, [batch, classes]: label log-probabilities renormalised over the labels."""
@@ -128,8 +127,7 @@ class ZeroShotClassifier(L.LightningModule):
         """Calibrated log-scores of a whole set of reviews (`unlabelled` uses the set's own score distribution)."""
         calibration = calibration or self.hparams.calibration
         if calibration == "content_free":
-            self._ensure_prior()
-            return raw - self.log_prior.to(raw.device)
+            return raw - self._ensure_prior().to(raw.device)
         return balance(raw) if calibration == "unlabelled" else raw
 
     def _common_step(self, batch: dict, stage: str) -> None:
@@ -157,7 +155,7 @@ class ZeroShotClassifier(L.LightningModule):
         keys = [f"{stage}_unlabelled"] + ([f"{stage}_main"] if self.hparams.calibration == "unlabelled" else [])
         for key in keys:
             self._update(key, self.calibrate(scores, "unlabelled"), labels)
-            self.log_dict(self.metrics[key], sync_dist=False)
+            self.log_dict(self.metrics[key])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._common_step(batch, "val")
