@@ -1,20 +1,107 @@
-"""Callbacks: write predictions to the run folder; export Hugging Face folders after `fit`.
+"""Callbacks: keep a resume checkpoint; write predictions to the run folder; export Hugging Face folders.
 
 To run: python -m src predict --config configs/bert_imdb.yaml --ckpt_path <checkpoint>
 """
 
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import torch.distributed as dist
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from src.errors import UserError
 from src.pretrained import load_tokenizer
+
+
+class ResumeCheckpoint(ModelCheckpoint):
+    """Keeps `<run folder>/checkpoints/last.ckpt` current: every `every_n_train_steps` training steps, at
+    the end of every epoch (after its validation), and on SIGTERM (preemption) before the process exits.
+    `fit --ckpt_path last` resumes from it: at the same step, the same place in the epoch (the data
+    module skips the batches done) and the same random-number state, so a resumed run continues as
+    the uninterrupted one would. Lightning writes checkpoints atomically (temporary file, then move).
+
+    (Lightning's `ModelCheckpoint` takes steps or epochs, not both, and since 2.6 its `save_last`
+    refreshes last.ckpt only when the monitored metric improves.)
+    """
+
+    def __init__(self, every_n_train_steps: int = 50, filename: str = "last"):
+        """
+        Args:
+            every_n_train_steps: save after every this many optimizer steps (and at each epoch's end).
+            filename: checkpoint file name, without `.ckpt`.
+        """
+        super().__init__(filename=filename, every_n_train_steps=every_n_train_steps, save_top_k=1,
+                         enable_version_counter=False)
+
+        self._rng_to_restore: dict | None = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # Lightning raises SIGTERMException at the first batch boundary after SIGTERM.
+        if isinstance(exception, SIGTERMException) and self._last_global_step_saved != trainer.global_step:
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+            rank_zero_info(f"SIGTERM: saved {self.best_model_path} at step {trainer.global_step}")
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "rng": _rng_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        self._rng_to_restore = state_dict.pop("rng", None)
+        super().load_state_dict(state_dict)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        # Restored here, not on load: making the data iterator draws random numbers in between.
+        if self._rng_to_restore is not None:
+            _set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+
+
+def _rng_state() -> dict:
+    """Every random-number state a training step reads, as types `torch.load(weights_only=True)` accepts."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops training at the first NaN or infinite loss, before its backward pass and optimizer step,
+    so the weights stay as they were and no later checkpoint (best or last) holds broken ones."""
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            resume = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ResumeCheckpoint)]
+            last = resume[0].best_model_path if resume else ""
+            raise UserError(
+                f"training loss is {loss.item()} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
+                f"batch {trainer.fit_loop.epoch_loop.batch_idx}): stopped before the weights changed"
+                + (f"; last checkpoint: {last}" if last else "")
+                + "; fix: lower model.init_args.learning_rate, or use trainer.precision 32-true"
+            )
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -55,20 +142,23 @@ class HFExport(Callback):
     """After `fit`, writes `<run folder>/export/{last,best}`: Hugging Face folders (safetensors weights,
     config, tokenizer) that `from_pretrained`, `pipeline` and any config's `model_name` accept.
 
-    The module's `model` is saved; a module with `export_model()` (LoRA: adapters merged) decides what is saved.
+    Works for every module here (classifier, masked LM, causal LM): the module's `model` is saved, or
+    what its `export_model()` returns (LoRA: adapters merged).
     """
 
-    def __init__(self, dirname: str = "export"):
+    def __init__(self, dirname: str = "export", output_dir: str | None = None):
         """
         Args:
             dirname: folder inside the run folder.
+            output_dir: write `last` and `best` here instead (a fixed path that another config can
+                name as its `model_name`, e.g. outputs/mlm_imdb/export).
         """
-        self.dirname = dirname
+        self.dirname, self.output_dir = dirname, output_dir
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        root = Path(trainer.log_dir or ".") / self.dirname
+        root = Path(self.output_dir) if self.output_dir else Path(trainer.log_dir or ".") / self.dirname
         self._save(pl_module, root / "last")
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best and Path(best).is_file():

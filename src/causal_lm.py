@@ -94,9 +94,11 @@ class CausalLM(L.LightningModule):
         # Packed blocks are all full, so a mean over blocks is a mean over tokens.
         self.val_loss.update(self(batch), weight=len(batch["input_ids"]))
 
+    def on_validation_epoch_start(self) -> None:
+        self.val_loss.reset()  # here, not at the end: states made in this epoch's grad mode (see masked_lm.py)
+
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
-        self.val_loss.reset()
         self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True)  # compute() already synced ranks
         tensorboard = isinstance(self.logger, TensorBoardLogger)
         if self.hparams.sample_prompt and tensorboard and not self.trainer.sanity_checking:

@@ -4,13 +4,17 @@ To run: python -m src fit --config configs/bert_imdb.yaml
         python -m src predict --config configs/bert_imdb.yaml --ckpt_path <checkpoint>
 """
 
+import argparse
 import sys
+from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from src.callbacks import StopOnNonFiniteLoss
 from src.data import IMDBDataModule
 from src.errors import UserError
 
@@ -24,9 +28,34 @@ class CLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The data module tokenizes with the model's own tokenizer.
         parser.link_arguments("model.init_args.model_name", "data.tokenizer")
+        # Always on, whatever the config's callbacks: a NaN loss stops the run before it breaks the weights.
+        parser.add_lightning_class_args(StopOnNonFiniteLoss, "stop_on_non_finite_loss")
+
+    def _parse_ckpt_path(self) -> None:
+        """`fit --ckpt_path last` finds the newest run's last.ckpt and continues in that run's folder;
+        an unreadable checkpoint is a one-line error (Lightning reads the checkpoint's hyperparameters here)."""
+        subcommand = self.config.get("subcommand")  # self.subcommand is not set yet
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("ckpt_path") == "last" and subcommand == "fit":
+            config.ckpt_path = _resume_last(config.trainer)
+        path = config.get("ckpt_path")
+        if path and path not in ("best", "last", "hpc") and not Path(path).is_file():
+            raise UserError(f"checkpoint {path!r} does not exist: fix --ckpt_path")
+        try:
+            super()._parse_ckpt_path()
+        except Exception as err:  # torch raises several types for a truncated or foreign file
+            raise UserError(
+                f"checkpoint {path!r} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:160]}): "
+                "it is truncated, corrupt or not a Lightning checkpoint; fix: pass another --ckpt_path, "
+                "e.g. the run's best-*.ckpt"
+            ) from None
 
     def before_instantiate_classes(self) -> None:
-        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if "weights_only" in config and config.weights_only is None:
+            # Our checkpoints hold tensors and plain values only: never unpickle arbitrary objects from one.
+            config.weights_only = True
+        trainer = config.trainer
         on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
         if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_has_fast_bf16():
             # Measured on an AVX2-only CPU: bf16 autocast made a MiniLM training step ~20x slower than fp32.
@@ -37,6 +66,22 @@ class CLI(LightningCLI):
             trainer.precision = "32-true"
 
 
+def _resume_last(trainer) -> str | None:
+    """The newest `<save_dir>/<name>/version_*/checkpoints/last.ckpt`; the logger is pointed at its folder."""
+    logger = trainer.get("logger")
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if init is None or init.get("save_dir") is None:
+        return "last"  # leave it to Lightning
+    runs = Path(init.save_dir) / (init.get("name") or "lightning_logs")
+    found = sorted(runs.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        rank_zero_warn(f"--ckpt_path last: no last.ckpt under {runs}/version_*/checkpoints; starting a new run")
+        return None
+    init.version = found[-1].parents[1].name  # log into the interrupted run's folder
+    rank_zero_info(f"resuming from {found[-1]}")
+    return str(found[-1])
+
+
 def main(args: list[str] | None = None) -> CLI:
     try:
         return CLI(
@@ -44,8 +89,19 @@ def main(args: list[str] | None = None) -> CLI:
             IMDBDataModule,
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
+            # No abbreviations (a misspelled `--trainer.max_epoch` must not pass for max_epochs), and
+            # parse errors raise, so that main prints them as one line instead of the whole usage.
+            parser_kwargs={"allow_abbrev": False, "exit_on_error": False},
             args=args,
         )
+    except SIGTERMException:
+        print("stopped by SIGTERM; the last checkpoint was saved: continue with --ckpt_path last", file=sys.stderr)
+        sys.exit(143)  # 128 + SIGTERM, as if the signal had ended the process
+    except argparse.ArgumentError as err:  # a misspelled key, a wrong type, a missing file
+        subcommand = next((a for a in args or sys.argv[1:] if a in CLI.subcommands()), "")
+        message = " ".join(line.strip() for line in str(err).splitlines())
+        print(f"error: {message}; see: python -m src {subcommand} --help".replace("  ", " "), file=sys.stderr)
+        sys.exit(2)
     except Exception as err:
         user_error = _find_user_error(err)
         if user_error is None:

@@ -27,7 +27,7 @@ def tiny_args(tiny_bert, imdb_dir, tmp_path) -> list[str]:
 def fitted(tiny_bert, imdb_dir, tmp_path_factory) -> tuple[Path, list[str]]:
     tmp = tmp_path_factory.mktemp("cli")
     args = tiny_args(tiny_bert, imdb_dir, tmp)
-    main(["fit", *args, "--trainer.max_epochs", "2"])
+    main(["fit", *args, "--trainer.max_epochs", "2", "--trainer.callbacks+=src.callbacks.HFExport"])
     (run,) = (tmp / "runs" / "bert_imdb").iterdir()
     return run, args
 
@@ -57,6 +57,24 @@ def test_validate_test_and_predict_from_a_checkpoint(fitted, tmp_path):
     assert [r["text"] for r in rows] == texts and [r["id"] for r in rows] == [0, 1, 2]
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 and r["label"] in (0, 1) for r in rows)
     assert not list(run.parent.glob("version_*/*.tmp"))
+
+
+def test_exported_folders_give_the_checkpoints_predictions_in_a_pipeline(fitted, tmp_path):
+    from transformers import pipeline
+
+    run, args = fitted
+    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    for kind, ckpt in (("last", run / "checkpoints" / "last.ckpt"), ("best", best)):
+        out = tmp_path / kind
+        main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(texts),
+              "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={out}"])
+        rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        classify = pipeline("text-classification", model=str(run / "export" / kind), top_k=None)
+        for row, scores in zip(rows, classify(texts)):
+            by_name = {s["label"]: s["score"] for s in scores}
+            assert max(by_name, key=by_name.get) == row["label_name"]
+            assert [by_name["negative"], by_name["positive"]] == pytest.approx(row["probabilities"], abs=1e-5)
 
 
 def test_bf16_falls_back_to_fp32_only_on_cpus_without_bf16(tiny_bert, imdb_dir, tmp_path, monkeypatch):
@@ -112,6 +130,7 @@ def test_the_process_exits_with_one_line_not_a_traceback(tiny_bert, imdb_dir, tm
 
 @pytest.mark.parametrize("cls", ["src.data.IMDBDataModule", "src.classifier.SequenceClassifier",
                                  "src.causal_lm.CausalLM", "src.zero_shot.ZeroShotClassifier",
+                                 "src.masked_lm.MaskedLM",
                                  "src.callbacks.PredictionWriter", "src.callbacks.HFExport"])
 def test_every_argument_has_help_from_the_docstring(cls):
     import importlib

@@ -1,0 +1,144 @@
+"""MaskedLM: BERT-style pretraining by predicting masked tokens, from pretrained weights or from scratch.
+
+From a pretrained encoder this is domain-adaptive pretraining: the packaged MiniLM keeps learning
+on IMDB's unlabelled reviews, and the exported folder then starts the classifier
+(configs/mlm_imdb.yaml, then configs/bert_imdb_adapted.yaml). With `from_scratch` the model is
+built from its config, with the sizes given in `config_overrides`, and random weights.
+Validation reports the loss over masked tokens, its perplexity and masked-token accuracy;
+`predict` fills the mask tokens of the given texts.
+
+To run: python -m src fit --config configs/mlm_imdb.yaml
+"""
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+from transformers import AutoConfig, AutoModelForMaskedLM
+
+from src.optim import adamw_linear_warmup
+from src.pretrained import from_pretrained, load_tokenizer
+
+STAGES = ("val", "test")
+
+
+class MaskedLM(L.LightningModule):
+    """Trains `AutoModelForMaskedLM` on batches masked by the data module (task `masked_lm`)."""
+
+    def __init__(
+        self,
+        model_name: str = "sentence-transformers/all-MiniLM-L6-v2",
+        from_scratch: bool = False,
+        config_overrides: dict | None = None,
+        learning_rate: float = 1e-4,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.06,
+        top_k: int = 5,
+    ):
+        """
+        Args:
+            model_name: hub id, local folder or packaged offline model (see src/pretrained.py); its
+                tokenizer is used, and its weights unless `from_scratch`.
+            from_scratch: build the model from `model_name`'s config with random weights.
+            config_overrides: model config values to change, e.g. the sizes of a model built from
+                scratch: {hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024}.
+            learning_rate: peak AdamW learning rate.
+            weight_decay: AdamW weight decay (none on biases and norm weights).
+            warmup_ratio: fraction of the training steps spent warming the learning rate up from 0.
+            top_k: predict: candidate tokens listed for each mask token.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        overrides = config_overrides or {}
+        if from_scratch:
+            self.model = AutoModelForMaskedLM.from_config(from_pretrained(AutoConfig, model_name, **overrides))
+        else:
+            # Encoders saved without a masked-LM head (e.g. sentence-transformers) get a new, random one.
+            self.model = from_pretrained(AutoModelForMaskedLM, model_name, **overrides)
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds
+        # The prediction head of BERT (`cls`) and RoBERTa-likes (`lm_head`); other models run whole.
+        self.head_name = next((n for n in ("cls", "lm_head") if isinstance(getattr(self.model, n, None), nn.Module)),
+                              None)
+        vocab = self.model.config.vocab_size
+        self.losses = nn.ModuleDict({s: MeanMetric() for s in STAGES})
+        self.accuracy = nn.ModuleDict(
+            {s: MulticlassAccuracy(vocab, average="micro", ignore_index=-100, validate_args=False) for s in STAGES}
+        )
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean cross-entropy over the masked tokens (labels -100 elsewhere), their logits and their labels.
+
+        The vocabulary projection costs about as much as the whole 6-layer MiniLM encoder, so it runs
+        on the ~15% masked positions only (2.5x faster training step measured with attention dropout 0).
+        """
+        labels = batch["labels"]
+        masked = labels != -100
+        if self.head_name is None:
+            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[masked]
+        else:
+            hidden = self.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+            logits = getattr(self.model, self.head_name)(hidden[masked])
+        targets = labels[masked]
+        return nn.functional.cross_entropy(logits.float(), targets), logits, targets
+
+    def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
+        loss, logits, targets = self(batch)
+        if stage == "train":
+            self.log("train/loss", loss, prog_bar=True)
+            return loss
+        self.losses[stage].update(loss, weight=len(targets))
+        self.accuracy[stage].update(logits.argmax(-1), targets)
+        return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        loss = self.losses[stage].compute()  # a mean over every masked token of the epoch, on all ranks
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": loss.exp(),
+                       f"{stage}/acc": self.accuracy[stage].compute()}, prog_bar=stage == "val")
+
+    def _reset(self, stage: str) -> None:
+        # At the epoch's start, so the states are made in the current grad mode (`validate` runs in
+        # inference mode, validation inside `fit` does not).
+        self.losses[stage].reset()
+        self.accuracy[stage].reset()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._common_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._common_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset("test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """The `top_k` likeliest tokens, with probabilities, at each mask token of each text."""
+        tokenizer = load_tokenizer(self.hparams.model_name)
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        rows = {"id": batch["idx"].tolist(), "text": batch["text"], "masks": []}
+        for ids, scores in zip(batch["input_ids"], logits.float().softmax(-1)):
+            top = scores[ids == tokenizer.mask_token_id].topk(self.hparams.top_k)
+            rows["masks"].append([
+                [{"token": token, "probability": p}
+                 for token, p in zip(tokenizer.convert_ids_to_tokens(i.tolist()), v.tolist())]
+                for i, v in zip(top.indices, top.values)
+            ])
+        return rows
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        return adamw_linear_warmup(
+            self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio, self.trainer.estimated_stepping_batches
+        )
