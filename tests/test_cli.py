@@ -100,7 +100,21 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
     datasets.Dataset.from_dict({"review": ["x"], "sentiment": [1]}).to_parquet(str(root / "columns" / "train.parquet"))
     (root / "labels").mkdir()
     datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 7]}).to_parquet(str(root / "labels" / "train.parquet"))
-    return {"columns": str(root / "columns"), "labels": str(root / "labels")}
+    (root / "empty").mkdir()
+    empty = datasets.Dataset.from_dict({"text": [], "label": []}, features=datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.Value("int64")}))
+    empty.to_parquet(str(root / "empty" / "train.parquet"))
+    (root / "latin1").mkdir()
+    (root / "latin1" / "train.csv").write_bytes('text,label\n"caf\xe9 was great",1\n'.encode("latin-1"))
+    (root / "latin1.txt").write_bytes(b"a fine film\n" + "caf\xe9 society\n".encode("latin-1"))
+    import torch
+
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "epoch": 0}, root / "good.ckpt")
+    data = (root / "good.ckpt").read_bytes()
+    (root / "truncated.ckpt").write_bytes(data[: len(data) // 2])  # a write cut short
+    (root / "typo.yaml").write_text("data:\n  batch_sizee: 8\n")
+    return {name.replace(".", "_"): str(root / name) for name in
+            ("columns", "labels", "empty", "latin1", "latin1.txt", "truncated.ckpt", "typo.yaml")}
 
 
 @pytest.mark.parametrize("sub, override, message", [
@@ -110,14 +124,40 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
     ("fit", ["--data.source", "{labels}"], "has labels [7] outside the classes 0..1"),
     ("test", [], "has no 'test' split"),
     ("predict", ["--data.predict_file", "no-such-file.txt"], "predict file 'no-such-file.txt' does not exist"),
+    ("fit", ["--data.source", "{empty}"], "empty/train.parquet holds no reviews"),
+    ("fit", ["--data.source", "{latin1}"], "train.csv is not valid UTF-8"),
+    ("predict", ["--data.predict_file", "{latin1_txt}"],
+     "latin1.txt is not valid UTF-8 (invalid continuation byte on line 2)"),
+    ("validate", ["--ckpt_path", "{truncated_ckpt}"], "truncated.ckpt' cannot be read"),
+    ("validate", ["--ckpt_path", "no/such.ckpt"], "checkpoint 'no/such.ckpt' does not exist"),
+    ("fit", ["--config", "{typo_yaml}"], "does not accept option 'data.batch_sizee'"),
+    ("fit", ["--trainer.max_epoch", "1"], "unrecognized arguments: --trainer.max_epoch 1"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
-    override = [arg.format(**bad_sources) for arg in override]
+    override = [arg.format_map(bad_sources) for arg in override]
     with pytest.raises(SystemExit) as exit_:
         main([sub, *tiny_args(tiny_bert, imdb_dir, tmp_path), *override])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_empty_missing_and_huge_reviews_are_handled(tiny_bert, imdb_dir, tmp_path):
+    import datasets
+
+    source = tmp_path / "odd"
+    source.mkdir()
+    reviews = datasets.load_dataset("parquet", data_files=str(imdb_dir / "train.parquet"), split="train").to_dict()
+    huge = " ".join(["great"] * 50_000 + ["dull"] * 50_000)  # 100,000 words
+    reviews["text"][:3] = ["", None, huge]
+    datasets.Dataset.from_dict(reviews).to_parquet(str(source / "train.parquet"))
+    args = tiny_args(tiny_bert, imdb_dir, tmp_path) + ["--data.source", str(source)]
+    main(["fit", *args, "--trainer.max_steps", "2", "--data.val_size", "0.5"])
+    ckpt = next((tmp_path / "runs").glob("bert_imdb/*/checkpoints/last.ckpt"))
+    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(["", huge, "fine"])])
+    (out,) = (tmp_path / "runs").glob("bert_imdb/*/predictions.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["", huge, "fine"] and all(r["label"] in (0, 1) for r in rows)
 
 
 def test_the_process_exits_with_one_line_not_a_traceback(tiny_bert, imdb_dir, tmp_path):

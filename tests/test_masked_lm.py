@@ -152,3 +152,17 @@ def test_fit_exports_a_fill_mask_model_that_starts_the_classifier(tiny_bert, imd
             assert torch.equal(value, exported[name]), name
     assert "encoder.layer.0.attention.self.query.weight" in exported
     json.loads((export / "best" / "config.json").read_text())  # a plain Hugging Face folder
+
+
+def test_the_from_scratch_recipe_trains_a_model_of_its_sizes(tiny_bert, imdb_dir, tmp_path):
+    sizes = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
+    main(["fit", "--config", "configs/mlm_scratch_imdb.yaml", "--model.init_args.model_name", tiny_bert,
+          "--model.init_args.config_overrides", json.dumps(sizes), "--data.source", str(imdb_dir),
+          "--data.val_size", "16", "--data.block_size", "32", "--data.limit_val", "null",
+          "--data.cache_dir", str(tmp_path / "c"), "--trainer.logger.init_args.save_dir", str(tmp_path),
+          "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "3",
+          "--trainer.callbacks.init_args.output_dir", str(tmp_path / "export")])
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tmp_path / "export" / "last")
+    assert {k: getattr(config, k) for k in sizes} == sizes and config.architectures == ["BertForMaskedLM"]

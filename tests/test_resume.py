@@ -55,7 +55,8 @@ def fit_args(tiny_bert, imdb_dir, root: Path, *callbacks: dict) -> list[str]:
     ]}}))
     return [
         "fit", "--config", "configs/bert_imdb.yaml", "--config", str(overlay),
-        "--model.init_args.model_name", tiny_bert, "--data.source", str(imdb_dir), "--data.val_size", "16",
+        "--model.init_args.model_name", tiny_bert, "--model.init_args.learning_rate", "3e-3",
+        "--data.source", str(imdb_dir), "--data.val_size", "16",
         "--data.limit_train", "null", "--data.max_length", "64", "--data.batch_size", "8",
         "--data.cache_dir", str(root / "cache"), "--trainer.logger.init_args.save_dir", str(root / "runs"),
         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2",
