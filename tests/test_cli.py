@@ -142,6 +142,23 @@ def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
 
 
+class FailOnSecondBatch(cli.L.Callback):
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 1:
+            raise RuntimeError("simulated failure mid-predict")
+
+
+def test_a_failed_predict_leaves_no_predictions_file(fitted, tmp_path):
+    run, args = fitted
+    texts = json.dumps([f"review number {i}" for i in range(100)])
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        main(["predict", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--data.predict_texts", texts,
+              "--trainer.callbacks+=tests.test_cli.FailOnSecondBatch",
+              "--trainer.callbacks+=src.callbacks.PredictionWriter",
+              f"--trainer.callbacks.init_args.output_dir={tmp_path}"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_empty_missing_and_huge_reviews_are_handled(tiny_bert, imdb_dir, tmp_path):
     import datasets
 
