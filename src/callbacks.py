@@ -1,4 +1,5 @@
-"""Callbacks: keep a resume checkpoint; write predictions to the run folder; export Hugging Face folders.
+"""Callbacks: keep a resume checkpoint; stop on a NaN loss; log throughput; sum up a fit (hparams with final
+metrics in TensorBoard, and a closing message); write predictions to the run folder; export Hugging Face folders.
 
 To run: python -m src predict --config configs/bert_imdb.yaml --ckpt_path <checkpoint>
 """
@@ -7,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 import lightning as L
@@ -104,6 +106,64 @@ class StopOnNonFiniteLoss(Callback):
             )
 
 
+class Throughput(Callback):
+    """Logs `train/samples_per_sec` and `train/tokens_per_sec` (non-padding tokens, all processes) every
+    `log_every_n_steps` steps, over the wall time since the last log (data loading included)."""
+
+    def __init__(self):
+        self.start, self.samples, self.tokens = None, 0, None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        self.samples += len(batch["input_ids"])
+        tokens = batch["attention_mask"].sum()  # summed on the device: no host sync per step
+        self.tokens = tokens if self.tokens is None else self.tokens + tokens
+        if trainer.global_step % trainer.log_every_n_steps == 0 and trainer.logger is not None:
+            elapsed = time.perf_counter() - self.start
+            world = trainer.world_size
+            trainer.logger.log_metrics({"train/samples_per_sec": world * self.samples / elapsed,
+                                        "train/tokens_per_sec": world * self.tokens.item() / elapsed},
+                                       step=trainer.global_step)
+            self.start, self.samples, self.tokens = time.perf_counter(), 0, None
+
+
+class RunSummary(Callback):
+    """At the end of `fit`: TensorBoard's HPARAMS tab gets the run's hyperparameters with its final and best
+    metrics, and the console a closing summary (best checkpoint and metric, last checkpoint, logs, export)."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        best = trainer.checkpoint_callback
+        metrics = {f"final/{k}": float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        if best is not None and best.monitor and best.best_model_score is not None:
+            metrics[f"best/{best.monitor}"] = float(best.best_model_score)
+        if trainer.logger is not None:
+            params = {f"model/{k}": v for k, v in pl_module.hparams.items()}
+            if trainer.datamodule is not None:
+                params |= {f"data/{k}": v for k, v in trainer.datamodule.hparams.items()}
+            params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+            trainer.logger.log_hyperparams(params, metrics)
+        if not trainer.is_global_zero:
+            return
+        lines = [f"fit done after {trainer.global_step} optimizer steps"]
+        if best is not None and best.best_model_path:
+            score = best.best_model_score
+            score = f" ({best.monitor} = {float(score):.4f})" if score is not None else ""
+            lines.append(f"  best checkpoint: {best.best_model_path}{score}")
+        resume = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ResumeCheckpoint)]
+        if resume and resume[0].best_model_path:
+            lines.append(f"  last checkpoint: {resume[0].best_model_path}")
+        if trainer.log_dir:
+            lines.append(f"  logs:            {trainer.log_dir}  (tensorboard --logdir {trainer.log_dir})")
+        for cb in trainer.callbacks:
+            if isinstance(cb, HFExport):
+                lines.append(f"  export:          {cb.root(trainer)}/{{best,last}}")
+        print("\n".join(lines), flush=True)
+
+
 class PredictionWriter(BasePredictionWriter):
     """Writes the rows `predict_step` returns to `<run folder>/<filename>`, one JSON object a line, in input order."""
 
@@ -155,10 +215,13 @@ class HFExport(Callback):
         """
         self.dirname, self.output_dir = dirname, output_dir
 
+    def root(self, trainer: L.Trainer) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path(trainer.log_dir or ".") / self.dirname
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        root = Path(self.output_dir) if self.output_dir else Path(trainer.log_dir or ".") / self.dirname
+        root = self.root(trainer)
         self._save(pl_module, root / "last")
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best and Path(best).is_file():

@@ -14,7 +14,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from src.callbacks import StopOnNonFiniteLoss
+from src.callbacks import RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import IMDBDataModule
 from src.errors import UserError
 
@@ -28,8 +28,11 @@ class CLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The data module tokenizes with the model's own tokenizer.
         parser.link_arguments("model.init_args.model_name", "data.tokenizer")
-        # Always on, whatever the config's callbacks: a NaN loss stops the run before it breaks the weights.
+        # Always on, whatever the config's callbacks: a NaN loss stops the run before it breaks the weights;
+        # throughput is logged; a fit ends with its summary (and the hparams with final metrics in TensorBoard).
         parser.add_lightning_class_args(StopOnNonFiniteLoss, "stop_on_non_finite_loss")
+        parser.add_lightning_class_args(Throughput, "throughput")
+        parser.add_lightning_class_args(RunSummary, "run_summary")
 
     def _parse_ckpt_path(self) -> None:
         """`fit --ckpt_path last` finds the newest run's last.ckpt and continues in that run's folder;
@@ -89,6 +92,8 @@ def main(args: list[str] | None = None) -> CLI:
             IMDBDataModule,
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
+            # RunSummary logs the hyperparameters once, at the end of fit, with the final metrics.
+            trainer_defaults={"enable_autolog_hparams": False},
             # No abbreviations (a misspelled `--trainer.max_epoch` must not pass for max_epochs), and
             # parse errors raise, so that main prints them as one line instead of the whole usage.
             parser_kwargs={"allow_abbrev": False, "exit_on_error": False},

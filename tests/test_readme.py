@@ -1,0 +1,42 @@
+"""Every `python -m src` command in the README parses as written (dry run: `--print_config` instantiates nothing)."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.cli import main
+
+
+def readme_commands() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", Path("README.md").read_text(), flags=re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if "src" in shlex.split(line, comments=True)]  # not `make fit  # ... -m src`
+
+
+def test_the_readme_has_commands_for_every_task():
+    text = " ".join(readme_commands())
+    for config in ("bert_imdb", "gpt_generate", "gpt_zeroshot_imdb", "gpt_finetune_imdb", "mlm_imdb",
+                   "bert_imdb_adapted", "mlm_scratch_imdb", "strategies/ddp"):
+        assert f"configs/{config}.yaml" in text, config
+    for sub in ("fit", "validate", "test", "predict"):
+        assert f"-m src {sub} " in text, sub
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_command_parses(command, capsys):
+    args = shlex.split(command, comments=True)
+    args = args[args.index("src") + 1 :]
+    if args in (["--help"], [args[0], "--help"]) or "--print_config" in args:
+        args = [a for a in args if a != "--print_config"]
+        if "--help" in args:
+            with pytest.raises(SystemExit) as exit_:
+                main(args)
+            assert exit_.value.code == 0
+            return
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--print_config"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    assert "model" in yaml.safe_load(capsys.readouterr().out)

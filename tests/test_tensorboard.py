@@ -1,0 +1,93 @@
+"""TensorBoard, as a user opens it: served on loopback against a finished tiny run, read through its HTTP API."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from src.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_bert, imdb_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tb")
+    main(["fit", "--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", tiny_bert,
+          "--data.source", str(imdb_dir), "--data.val_size", "16", "--data.limit_train", "null",
+          "--data.max_length", "64", "--data.cache_dir", str(tmp / "cache"),
+          "--trainer.logger.init_args.save_dir", str(tmp / "runs"), "--trainer.enable_progress_bar", "false",
+          "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2"])
+    (run,) = (tmp / "runs" / "bert_imdb").iterdir()
+    return run
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def board(run_dir):
+    with socket.socket() as s:  # a free port on loopback
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir), "--host", "127.0.0.1",
+                             "--port", str(port), "--load_fast", "false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if get(f"{url}/data/plugin/scalars/tags"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_scalars_over_http(board):
+    (tags,) = get(f"{board}/data/plugin/scalars/tags").values()  # one run
+    assert {"train/loss", "val/loss", "val/acc", "val/f1", "val/auroc", "train/samples_per_sec",
+            "train/tokens_per_sec"} <= set(tags)
+    assert any(tag.startswith("lr-AdamW") for tag in tags)
+
+
+def test_images_tables_and_hparams_over_http(board):
+    (images,) = get(f"{board}/data/plugin/images/tags").values()
+    assert {"val/confusion_matrix", "val/precision_recall"} <= set(images)
+    (texts,) = get(f"{board}/data/plugin/text/tags").values()
+    assert "val/worst_predictions/text_summary" in texts
+    request = urllib.request.Request(f"{board}/data/plugin/hparams/experiment", data=b'{"experimentName": ""}',
+                                     headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})
+    experiment = json.loads(urllib.request.urlopen(request, timeout=10).read())
+    names = {h["name"] for h in experiment["hparamInfos"]}
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"model/learning_rate", "data/batch_size"} <= names
+    assert {"final/val/acc", "best/val/acc"} <= metrics
+
+
+def test_one_image_per_validation(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert len(events.Images("val/confusion_matrix")) == 2  # two epochs; the sanity check logs none
+
+
+def test_fit_ends_with_a_summary(tiny_bert, imdb_dir, tmp_path, capsys):
+    main(["fit", "--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", tiny_bert,
+          "--data.source", str(imdb_dir), "--data.val_size", "16", "--data.max_length", "64",
+          "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path),
+          "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1", "--data.limit_train", "null",
+          "--trainer.callbacks+=src.callbacks.HFExport"])
+    out = capsys.readouterr().out
+    summary = out[out.index("fit done after 5 optimizer steps"):]
+    for line in ("best checkpoint: ", "(val/acc = ", "last checkpoint: ", "logs: ", "export: "):
+        assert line in summary
