@@ -146,6 +146,9 @@ class RunSummary(Callback):
                 params |= {f"data/{k}": v for k, v in trainer.datamodule.hparams.items()}
             params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
             trainer.logger.log_hyperparams(params, metrics)
+        # trainer.log_dir is a collective call under DDP: every process asks, only rank 0 prints.
+        log_dir = trainer.log_dir
+        exports = [cb.root(trainer) for cb in trainer.callbacks if isinstance(cb, HFExport)]
         if not trainer.is_global_zero:
             return
         lines = [f"fit done after {trainer.global_step} optimizer steps"]
@@ -156,11 +159,9 @@ class RunSummary(Callback):
         resume = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ResumeCheckpoint)]
         if resume and resume[0].best_model_path:
             lines.append(f"  last checkpoint: {resume[0].best_model_path}")
-        if trainer.log_dir:
-            lines.append(f"  logs:            {trainer.log_dir}  (tensorboard --logdir {trainer.log_dir})")
-        for cb in trainer.callbacks:
-            if isinstance(cb, HFExport):
-                lines.append(f"  export:          {cb.root(trainer)}/{{best,last}}")
+        if log_dir:
+            lines.append(f"  logs:            {log_dir}  (tensorboard --logdir {log_dir})")
+        lines += [f"  export:          {root}/{{best,last}}" for root in exports]
         print("\n".join(lines), flush=True)
 
 
@@ -182,13 +183,13 @@ class PredictionWriter(BasePredictionWriter):
             gathered = [None] * dist.get_world_size()
             dist.all_gather_object(gathered, rows)
             rows = [row for part in gathered for row in part]
+        path = Path(self.output_dir or trainer.log_dir or ".") / self.filename  # log_dir: a collective call
         if not trainer.is_global_zero:
             return
         # DistributedSampler pads with repeats, and batches are length-sorted: dedupe, restore input order.
         rows = sorted({row["id"]: row for row in rows}.values(), key=lambda row: row["id"])
         if hasattr(pl_module, "finalize_predictions"):  # predictions that depend on the whole set
             rows = pl_module.finalize_predictions(rows)
-        path = Path(self.output_dir or trainer.log_dir or ".") / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
@@ -219,9 +220,9 @@ class HFExport(Callback):
         return Path(self.output_dir) if self.output_dir else Path(trainer.log_dir or ".") / self.dirname
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        root = self.root(trainer)  # trainer.log_dir is a collective call under DDP: every process asks
         if not trainer.is_global_zero:
             return
-        root = self.root(trainer)
         self._save(pl_module, root / "last")
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best and Path(best).is_file():

@@ -18,6 +18,13 @@ from src.callbacks import RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import IMDBDataModule
 from src.errors import UserError
 
+DESCRIPTION = (
+    "Fine-tune, pretrain and prompt transformers on IMDB movie reviews with PyTorch Lightning. Pick a recipe "
+    "from configs/ and a subcommand: fit trains (classifier, masked LM, causal LM), validate and test evaluate, "
+    "predict classifies reviews, fills masks or generates text. Example: python -m src fit --config "
+    "configs/bert_imdb.yaml; every option of a subcommand, with its documentation: python -m src fit --help."
+)
+
 
 def cpu_has_fast_bf16() -> bool:
     """bf16 matmuls run natively only with AVX512-BF16 or AMX; elsewhere autocast emulates them slowly."""
@@ -96,7 +103,8 @@ def main(args: list[str] | None = None) -> CLI:
             trainer_defaults={"enable_autolog_hparams": False},
             # No abbreviations (a misspelled `--trainer.max_epoch` must not pass for max_epochs), and
             # parse errors raise, so that main prints them as one line instead of the whole usage.
-            parser_kwargs={"allow_abbrev": False, "exit_on_error": False},
+            parser_kwargs={"allow_abbrev": False, "exit_on_error": False, "description": DESCRIPTION,
+                         "prog": "python -m src"},
             args=args,
         )
     except SIGTERMException:

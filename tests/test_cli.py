@@ -20,6 +20,7 @@ def tiny_args(tiny_bert, imdb_dir, tmp_path) -> list[str]:
         "--data.val_size", "16", "--data.limit_train", "null", "--data.max_length", "64",
         "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
+        "--trainer.val_check_interval", "1.0",
     ]
 
 

@@ -30,6 +30,8 @@ def run(sub: str, tiny_bert: str, imdb_dir: Path, root: Path, name: str, process
     proc = subprocess.run([sys.executable, "-m", "src", *args], capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (root / name).iterdir()
+    if sub == "predict":
+        return run_dir, [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     events = EventAccumulator(str(run_dir))
     events.Reload()
     return run_dir, {tag: events.Scalars(tag)[-1].value for tag in ("val/loss", "val/acc", "val/auroc")}
@@ -55,3 +57,15 @@ def test_ddp_validate_syncs_metrics_across_processes(tiny_bert, imdb_dir, single
     _, two = run("validate", tiny_bert, imdb_dir, root, "validate_ddp", 2, "--ckpt_path", ckpt)
     # Each process sees half of the 16 reviews: unsynced metrics would differ from the single process's.
     assert two == pytest.approx(one, abs=1e-6)
+
+
+def test_ddp_predict_gathers_every_row_in_input_order(tiny_bert, imdb_dir, single):
+    root, run_dir, _ = single
+    texts = json.dumps([f"review {i}: " + "great " * (i % 7) + "dull " * (i % 5) for i in range(13)])
+    common = ["--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), "--data.predict_texts", texts]
+    _, one = run("predict", tiny_bert, imdb_dir, root, "predict_single", 1, *common)
+    _, two = run("predict", tiny_bert, imdb_dir, root, "predict_ddp", 2, *common)
+    assert [r["id"] for r in two] == list(range(13))  # 13 rows over 2 processes: padded, then deduplicated
+    assert [r["label"] for r in two] == [r["label"] for r in one]
+    for a, b in zip(one, two):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)

@@ -60,6 +60,7 @@ def fit_args(tiny_bert, imdb_dir, root: Path, *callbacks: dict) -> list[str]:
         "--data.limit_train", "null", "--data.max_length", "64", "--data.batch_size", "8",
         "--data.cache_dir", str(root / "cache"), "--trainer.logger.init_args.save_dir", str(root / "runs"),
         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2",
+        "--trainer.val_check_interval", "1.0",
     ]
 
 

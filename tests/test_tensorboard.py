@@ -19,7 +19,7 @@ def run_dir(tiny_bert, imdb_dir, tmp_path_factory):
           "--data.source", str(imdb_dir), "--data.val_size", "16", "--data.limit_train", "null",
           "--data.max_length", "64", "--data.cache_dir", str(tmp / "cache"),
           "--trainer.logger.init_args.save_dir", str(tmp / "runs"), "--trainer.enable_progress_bar", "false",
-          "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2"])
+          "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0"])
     (run,) = (tmp / "runs" / "bert_imdb").iterdir()
     return run
 
