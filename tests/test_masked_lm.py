@@ -106,7 +106,7 @@ def test_perplexity_is_exp_of_loss_and_training_lowers_it(tiny_bert, imdb_dir, t
     L.seed_everything(0)
     dm = mlm_data(tiny_bert, imdb_dir, tmp_path)
     module = MaskedLM(tiny_bert, learning_rate=3e-3, warmup_ratio=0.0)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(accelerator="cpu", max_steps=15, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     (before,) = trainer.validate(module, datamodule=dm)
     assert before["val/ppl"] == pytest.approx(math.exp(before["val/loss"]), rel=1e-5)
