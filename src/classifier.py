@@ -126,7 +126,8 @@ class SequenceClassifier(L.LightningModule):
             board, names = self.logger.experiment, self.hparams.label_names
             fig, _ = curves["confusion"].plot(labels=names)
             board.add_figure(f"{stage}/confusion_matrix", fig, self.global_step, close=True)
-            fig, _ = curves["pr"].plot(score=True)
+            fig, ax = curves["pr"].plot()  # no score: binned curves have NaN precision where nothing is positive
+            ax.set_title("precision-recall curve (100 thresholds)")
             board.add_figure(f"{stage}/precision_recall", fig, self.global_step, close=True)
             plt.close("all")
             tokenizer = load_tokenizer(self.hparams.model_name)
