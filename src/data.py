@@ -215,13 +215,16 @@ class LengthGroupedSampler(DistributedSampler):
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
         size = self.batch_size * self.num_replicas
-        if self.num_replicas > 1 and len(order) % size:
-            order += order[: size - len(order) % size]
         batches = []
         for start in range(0, len(order), size * self.mega_batch):
             mega = sorted(order[start : start + size * self.mega_batch], key=lambda i: -self.lengths[i])
             batches += [mega[i : i + size] for i in range(0, len(mega), size)]
         rng.shuffle(batches)
+        # The one short batch goes last: the DataLoader cuts the flat order into consecutive chunks,
+        # which then match these batches. Several processes pad it with repeats, to equal step counts.
+        batches.sort(key=lambda batch: len(batch) < size)
+        if self.num_replicas > 1 and len(batches[-1]) < size:
+            batches[-1] = batches[-1] + order[: size - len(batches[-1])]
         return [i for batch in batches for i in batch[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]]
 
     def __len__(self) -> int:

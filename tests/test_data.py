@@ -1,3 +1,4 @@
+import random
 import statistics
 
 import datasets
@@ -178,3 +179,26 @@ def test_missing_predict_file(tiny_bert, tmp_path):
     dm = datamodule(tiny_bert, tmp_path, tmp_path, predict_file=str(tmp_path / "nope.txt"))
     with pytest.raises(UserError, match="predict file .* does not exist"):
         dm.setup("predict")
+
+
+def test_length_grouped_sampler_shards_global_batches_and_resumes_mid_epoch():
+    lengths = [random.Random(i).randint(5, 500) for i in range(103)]
+    one = list(LengthGroupedSampler(lengths, batch_size=8, seed=3))  # one process, batch 8
+    ranks = [list(LengthGroupedSampler(lengths, batch_size=4, seed=3, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 4 * 13  # 103 padded to 13 global batches of 8
+    # Each global batch of the two processes is the single process's batch of 8 (the short last one padded).
+    for b in range(13):
+        global_batch = ranks[0][4 * b : 4 * b + 4] + ranks[1][4 * b : 4 * b + 4]
+        assert set(one[8 * b : 8 * b + 8]) <= set(global_batch) and len(global_batch) == 8
+    assert set(ranks[0]) | set(ranks[1]) == set(range(103))
+    chunks = [one[i : i + 8] for i in range(0, 103, 8)]  # what the DataLoader makes of the flat order
+    spread = [max(lengths[i] for i in c) - min(lengths[i] for i in c) for c in chunks]
+    assert max(spread) < 100  # every chunk is one length group (lengths span 5..500)
+    sampler = LengthGroupedSampler(lengths, batch_size=8, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.skip_batches(epoch=2, batches=5)
+    assert list(sampler) == full[40:]  # resumes after 5 batches
+    assert list(sampler) == full  # once: the next pass starts from the top
+    sampler.skip_batches(epoch=1, batches=5)
+    assert list(sampler) == full  # a skip for another epoch does not apply
