@@ -119,8 +119,10 @@ class Throughput(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        self.samples += len(batch["input_ids"])
-        tokens = batch["attention_mask"].sum()  # summed on the device: no host sync per step
+        ids = batch["input_ids"]
+        self.samples += len(ids)
+        mask = batch.get("attention_mask")
+        tokens = mask.sum() if mask is not None else ids.new_tensor(ids.numel())  # on the device: no host sync
         self.tokens = tokens if self.tokens is None else self.tokens + tokens
         if trainer.global_step % trainer.log_every_n_steps == 0 and trainer.logger is not None:
             elapsed = time.perf_counter() - self.start
