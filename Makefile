@@ -1,11 +1,12 @@
 # make fit: set up .venv on first use, then fine-tune the classifier (configs/bert_imdb.yaml).
 # make test: set up .venv on first use, then run the test suite.
+# make bench: the Trainer-versus-fit benchmark (about 80 minutes on 2 CPU cores) -> outputs/bench, docs/benchmarks.md.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/bert_imdb.yaml
 
-.PHONY: fit test tensorboard lint clean
+.PHONY: fit test bench tensorboard lint clean
 
 # The virtualenv is a file target: it is rebuilt only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +25,9 @@ fit: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/trainer_vs_fit.py
 
 tensorboard: $(VENV)/.installed
 	$(VENV)/bin/tensorboard --logdir outputs

@@ -92,7 +92,8 @@ def _resume_last(trainer) -> str | None:
     return str(found[-1])
 
 
-def main(args: list[str] | None = None) -> CLI:
+def main(args: list[str] | None = None, run: bool = True) -> CLI:
+    """The CLI on `args` (default: the command line); `run=False` only builds the objects (no subcommand)."""
     try:
         return CLI(
             L.LightningModule,
@@ -106,6 +107,7 @@ def main(args: list[str] | None = None) -> CLI:
             parser_kwargs={"allow_abbrev": False, "exit_on_error": False, "description": DESCRIPTION,
                          "prog": "python -m src"},
             args=args,
+            run=run,
         )
     except SIGTERMException:
         print("stopped by SIGTERM; the last checkpoint was saved: continue with --ckpt_path last", file=sys.stderr)

@@ -55,7 +55,7 @@ def board(run_dir):
 def test_scalars_over_http(board):
     (tags,) = get(f"{board}/data/plugin/scalars/tags").values()  # one run
     assert {"train/loss", "val/loss", "val/acc", "val/f1", "val/auroc", "train/samples_per_sec",
-            "train/tokens_per_sec"} <= set(tags)
+            "train/tokens_per_sec", "train/tflops_per_sec", "train/mfu"} <= set(tags)
     assert any(tag.startswith("lr-AdamW") for tag in tags)
 
 
@@ -91,3 +91,16 @@ def test_fit_ends_with_a_summary(tiny_bert, imdb_dir, tmp_path, capsys):
     summary = out[out.index("fit done after 5 optimizer steps"):]
     for line in ("best checkpoint: ", "(val/acc = ", "last checkpoint: ", "logs: ", "export: "):
         assert line in summary
+
+
+def test_flops_per_token_between_weights_and_attention_bounds(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    weights = 2 * (4 * 32 * 32 + 2 * 32 * 64) + 32 * 32 + 2 * 32  # the tiny BERT's matmul weights (tests/test_flops.py)
+    tflops, tokens = events.Scalars("train/tflops_per_sec"), events.Scalars("train/tokens_per_sec")
+    assert len(tflops) == len(tokens) > 0
+    for f, t in zip(tflops, tokens):
+        per_token = f.value * 1e12 / t.value
+        assert 6 * weights < per_token < 6 * weights + 12 * 2 * 32 * 256  # attention adds up to 12 * L * d * 256

@@ -1,0 +1,43 @@
+"""The benchmark scripts' bookkeeping (the measurements themselves are scripts: `make bench`)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("trainer_vs_fit", Path("benchmarks/trainer_vs_fit.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "DOC", tmp_path / "benchmarks.md")
+    return module
+
+
+def result(arm: str, train_s: float, acc: float | None, samples: int = 100) -> dict:
+    return {"arm": arm, "length": 256, "train_samples": samples, "train_s": train_s, "real_tokens": 200 * samples,
+            "lengths": [200] * samples if acc is not None else None, "eval_samples": 50, "eval_s": 5.0,
+            "val_acc": acc, "peak_rss_gb": 1.0}
+
+
+def test_table_ratios_mfu_and_speed_only_arms(bench):
+    peaks, shape = {"fp32": 1e11, "bf16": 1e9}, (1000, 2, 32)
+    results = [result("A", 30.0, 0.8), result("B", 100.0, None, samples=48), result("C", 10.0, 0.81)]
+    for r in results:
+        r["figures"] = bench.figures(r, shape, peaks)
+    meta = {"lengths": [256], "n_train": 100, "n_val": 50, "batch_size": 16, "peaks": peaks, "machine": "cpu",
+            "date": "today", "command": "python benchmarks/trainer_vs_fit.py"}
+    lines = bench.table(results, meta).splitlines()
+    rows = {line.split(" | ")[1][:1]: line for line in lines if line.startswith("| 256")}
+    assert rows["A"].endswith("| 3.00 |")  # C trains 100 samples in 10 s, A in 30 s
+    assert rows["B"].endswith("| 20.83 |")  # C: 10 samples/s; B: 48 samples in 100 s
+    assert "(48 samples)" in rows["B"] and "n/a (speed only)" in rows["B"]
+    flops = 6 * 1000 * 200 * 100 + 12 * 2 * 32 * 200**2 * 100  # src/flops.py's formula over 100 reviews of 200
+    assert f"| {flops / 10.0 / 1e11:.0%} |" in rows["C"]
+
+
+def test_doc_keeps_what_is_around_the_table(bench):
+    bench.DOC.write_text(f"intro\n{bench.START}\nold table\n{bench.END}\nafter\n")
+    bench.write_doc("new table")
+    assert bench.DOC.read_text() == f"intro\n{bench.START}\nnew table\n{bench.END}\nafter\n"
