@@ -138,7 +138,9 @@ def run_fit(length: int, args) -> dict:
 
 
 def _fast_bf16() -> bool:
-    return torch.cuda.is_available() or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    from src.cli import cpu_has_fast_bf16
+
+    return torch.cuda.is_available() or cpu_has_fast_bf16()
 
 
 def child(arm: str, length: int, args) -> None:

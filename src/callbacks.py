@@ -121,6 +121,7 @@ class Throughput(Callback):
         """
         self.peak_flops = peak_flops
         self.start, self.samples, self.tokens, self.flops = None, 0, None, None
+        self.paused = 0.0  # when the running validation started
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.shape = (matmul_weights(pl_module), *attention_shape(pl_module))
