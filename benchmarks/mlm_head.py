@@ -13,14 +13,13 @@ from pathlib import Path
 
 import torch
 
-from src.data import IMDBDataModule
-from src.masked_lm import MaskedLM
+from src.data import MaskedLMDataModule
+from src.models import MaskedLM
 
 
 def main(batch: int = 16, block: int = 256, repeats: int = 3) -> dict:
     torch.manual_seed(0)
-    dm = IMDBDataModule(task="masked_lm", block_size=block, batch_size=batch, val_size=2500, limit_train=200,
-                        limit_val=20)
+    dm = MaskedLMDataModule(block_size=block, batch_size=batch, val_size=2500, limit_train=200, limit_val=20)
     dm.prepare_data()
     dm.setup("fit")
     data = next(iter(dm.train_dataloader()))

@@ -48,7 +48,8 @@ DESCRIBE = {
 
 def sample(n_train: int, n_val: int) -> tuple[list[str], list[int], list[str], list[int]]:
     """The reviews the data module trains and validates on: its seeded split of the training set."""
-    from src.data import clean, default_source, load_source
+    from src.data.sources import default_source, load_source
+    from src.data.text import clean
 
     raw = load_source(default_source())[0]["train"]
     parts = raw.train_test_split(test_size=VAL_SIZE, seed=SEED)

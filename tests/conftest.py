@@ -17,10 +17,32 @@ import datasets  # noqa: E402
 import pytest  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
 
-from src.data import LOCAL_MIRROR  # noqa: E402
+from src.data.sources import LOCAL_MIRROR  # noqa: E402
 from src.pretrained import packaged_path  # noqa: E402
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def tiny_args(model: str, source, root, config: str = "configs/bert_imdb.yaml", **overrides) -> list[str]:
+    """The command line of a tiny run of `config` (after the subcommand): a tiny model, tiny data, everything
+    written under `root`, no progress bar; `overrides` replace or add options (`trainer__max_epochs=2` is
+    `--trainer.max_epochs 2`; None drops an option)."""
+    options = {
+        "model.init_args.model_name": model, "data.source": str(source), "data.val_size": "16",
+        "data.cache_dir": str(Path(root) / "cache"), "trainer.logger.init_args.save_dir": str(Path(root) / "runs"),
+        "trainer.enable_progress_bar": "false", "trainer.log_every_n_steps": "1",
+        # fp32 everywhere: a CPU with AVX512-BF16 would otherwise run the recipes' bf16-mixed, and the tests compare
+        # numbers (DDP against one process, predict against pipeline) that bf16 rounds apart.
+        "trainer.precision": "32-true",
+    }
+    if "bert_imdb" in config:  # the classifier recipes: all 80 training reviews, short, one validation per epoch
+        options |= {"data.limit_train": "null", "data.max_length": "64", "trainer.val_check_interval": "1.0"}
+    options |= {key.replace("__", "."): value for key, value in overrides.items()}
+    args = ["--config", config]
+    for key, value in options.items():
+        if value is not None:
+            args += [f"--{key}", str(value)]
+    return args
 POSITIVE = "great wonderful loved superb moving brilliant fun".split()
 NEGATIVE = "awful boring dull terrible waste bad lifeless".split()
 FILLER = "the movie film plot actor scene story director and it was a of".split()

@@ -5,15 +5,17 @@ import lightning as L
 import pytest
 import torch
 
-from src.causal_lm import CausalLM
 from src.cli import main
-from src.data import IMDBDataModule, pack
+from src.data import CausalLMDataModule
+from src.data.text import pack
+from src.models import CausalLM
+from tests.conftest import tiny_args
 
 
-def lm_data(model, imdb_dir, tmp_path, **kwargs) -> IMDBDataModule:
-    kwargs = {"task": "causal_lm", "block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"),
+def lm_data(model, imdb_dir, tmp_path, **kwargs) -> CausalLMDataModule:
+    kwargs = {"block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"),
               **kwargs}
-    dm = IMDBDataModule(tokenizer=model, source=str(imdb_dir), **kwargs)
+    dm = CausalLMDataModule(tokenizer=model, source=str(imdb_dir), **kwargs)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -58,7 +60,7 @@ def test_label_prefixes_are_prepended(tiny_causal_lm, imdb_dir, tmp_path):
 def test_perplexity_is_exp_of_loss(tiny_causal_lm, imdb_dir, tmp_path):
     dm = lm_data(tiny_causal_lm, imdb_dir, tmp_path)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    (metrics,) = trainer.validate(CausalLM(tiny_causal_lm, sample_prompt=None), datamodule=dm)
+    (metrics,) = trainer.validate(CausalLM(tiny_causal_lm), datamodule=dm)
     assert metrics["val/ppl"] == pytest.approx(math.exp(metrics["val/loss"]), rel=1e-5)
     assert metrics["val/loss"] == pytest.approx(math.log(dm.tokenizer.vocab_size), rel=0.1)  # random init: ~uniform
 
@@ -95,7 +97,7 @@ def test_greedy_decoding_takes_the_argmax(tiny_causal_lm):
 
 
 def test_lora_trains_only_adapter_weights(tiny_causal_lm, imdb_dir, tmp_path):
-    module = CausalLM(tiny_causal_lm, lora_rank=4, lora_alpha=8, learning_rate=1e-2, sample_prompt=None)
+    module = CausalLM(tiny_causal_lm, lora_rank=4, lora_alpha=8, learning_rate=1e-2)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
@@ -113,13 +115,10 @@ def test_lora_trains_only_adapter_weights(tiny_causal_lm, imdb_dir, tmp_path):
 
 
 def test_fit_then_generate_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
-    common = ["--model.init_args.model_name", tiny_causal_lm, "--data.source", str(imdb_dir),
-              "--data.cache_dir", str(tmp_path / "c"), "--trainer.logger.init_args.save_dir", str(tmp_path),
-              "--trainer.enable_progress_bar", "false"]
-    main(["fit", "--config", "configs/gpt_finetune_imdb.yaml", *common, "--data.val_size", "16",
-          "--data.block_size", "32", "--data.limit_train", "20", "--data.limit_val", "null",
-          "--trainer.log_every_n_steps", "1", "--model.init_args.lora_target_modules", "null"])
-    (run,) = (tmp_path / "gpt_finetune_imdb").iterdir()
+    main(["fit", *tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_finetune_imdb.yaml",
+                            data__block_size=32, data__limit_train=20, data__limit_val="null",
+                            model__init_args__lora_target_modules="null")])
+    (run,) = (tmp_path / "runs" / "gpt_finetune_imdb").iterdir()
     for kind in ("last", "best"):  # Hugging Face folders, LoRA merged: loadable without peft
         assert (run / "export" / kind / "model.safetensors").is_file()
     from transformers import AutoModelForCausalLM
@@ -132,8 +131,8 @@ def test_fit_then_generate_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
     events.Reload()
     assert {"val/loss", "val/ppl", "train/loss"} <= set(events.Tags()["scalars"])
     assert "val/sample/text_summary" in events.Tags()["tensors"]
-    main(["predict", "--config", "configs/gpt_generate.yaml", *common[:2], "--trainer.logger.init_args.save_dir",
-          str(tmp_path), "--model.init_args.max_new_tokens", "3", "--data.predict_texts", '["one", "two two"]'])
-    (out,) = (tmp_path / "gpt_generate").glob("*/generations.jsonl")
+    main(["predict", *tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_generate.yaml",
+                                model__init_args__max_new_tokens=3, data__predict_texts='["one", "two two"]')])
+    (out,) = (tmp_path / "runs" / "gpt_generate").glob("*/generations.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt"] for r in rows] == ["one", "two two"] and all(r["new_tokens"] <= 3 for r in rows)

@@ -2,14 +2,14 @@ import lightning as L
 import pytest
 import torch
 
-from src.classifier import SequenceClassifier
-from src.data import IMDBDataModule
+from src.data import ClassificationDataModule
+from src.models import SequenceClassifier
 
 
 @pytest.fixture
-def data(tiny_bert, imdb_dir, tmp_path) -> IMDBDataModule:
-    return IMDBDataModule(tokenizer=tiny_bert, source=str(imdb_dir), val_size=24, batch_size=8, eval_batch_size=5,
-                          max_length=64, cache_dir=str(tmp_path / "cache"))
+def data(tiny_bert, imdb_dir, tmp_path) -> ClassificationDataModule:
+    return ClassificationDataModule(tokenizer=tiny_bert, source=str(imdb_dir), val_size=24, batch_size=8,
+                                    eval_batch_size=5, max_length=64, cache_dir=str(tmp_path / "cache"))
 
 
 def trainer(tmp_path, **kwargs) -> L.Trainer:
@@ -17,9 +17,9 @@ def trainer(tmp_path, **kwargs) -> L.Trainer:
                      enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
 
 
-def test_starts_in_train_mode_with_label_names(tiny_bert):
+def test_label_names_set_the_head(tiny_bert):
     model = SequenceClassifier(tiny_bert, label_names=["neg", "pos", "mixed"])
-    assert model.model.training and model.model.config.id2label == {0: "neg", 1: "pos", 2: "mixed"}
+    assert model.model.config.id2label == {0: "neg", 1: "pos", 2: "mixed"}
     assert model.model.classifier.out_features == 3
 
 

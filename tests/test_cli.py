@@ -5,23 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src import cli
 from src.cli import main
-
-CONFIG = "configs/bert_imdb.yaml"
-
-
-def tiny_args(tiny_bert, imdb_dir, tmp_path) -> list[str]:
-    return [
-        "--config", CONFIG, "--model.init_args.model_name", tiny_bert, "--data.source", str(imdb_dir),
-        "--data.val_size", "16", "--data.limit_train", "null", "--data.max_length", "64",
-        "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
-        "--trainer.val_check_interval", "1.0",
-    ]
+from tests.conftest import tiny_args
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +71,12 @@ def test_exported_folders_give_the_checkpoints_predictions_in_a_pipeline(fitted,
 def test_bf16_falls_back_to_fp32_only_on_cpus_without_bf16(tiny_bert, imdb_dir, tmp_path, monkeypatch):
     for fast, expected in [(False, "32-true"), (True, "bf16-mixed")]:
         monkeypatch.setattr(cli, "cpu_has_fast_bf16", lambda fast=fast: fast)
-        parsed = cli.CLI(cli.L.LightningModule, cli.IMDBDataModule, subclass_mode_model=True, run=False,
-                         args=tiny_args(tiny_bert, imdb_dir, tmp_path))
+        parsed = cli.main(tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__precision=None), run=False)
         assert parsed.config.trainer.precision == expected
 
 
 def test_model_name_is_linked_to_the_tokenizer(tiny_bert, imdb_dir, tmp_path):
-    parsed = cli.CLI(cli.L.LightningModule, cli.IMDBDataModule, subclass_mode_model=True, run=False,
-                     args=tiny_args(tiny_bert, imdb_dir, tmp_path))
+    parsed = cli.main(tiny_args(tiny_bert, imdb_dir, tmp_path), run=False)
     assert parsed.datamodule.hparams.tokenizer == tiny_bert
 
 
@@ -131,7 +119,9 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
      "latin1.txt is not valid UTF-8 (invalid continuation byte on line 2)"),
     ("validate", ["--ckpt_path", "{truncated_ckpt}"], "truncated.ckpt' cannot be read"),
     ("validate", ["--ckpt_path", "no/such.ckpt"], "checkpoint 'no/such.ckpt' does not exist"),
-    ("fit", ["--config", "{typo_yaml}"], "does not accept option 'data.batch_sizee'"),
+    ("fit", ["--config", "{typo_yaml}"],
+     "src.data.ClassificationDataModule has no argument 'batch_sizee' (given as data.batch_sizee); see: python -m src "
+     "fit --data.help src.data.ClassificationDataModule"),
     ("fit", ["--trainer.max_epoch", "1"], "unrecognized arguments: --trainer.max_epoch 1"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
@@ -143,7 +133,7 @@ def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
 
 
-class FailOnSecondBatch(cli.L.Callback):
+class FailOnSecondBatch(L.Callback):
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if batch_idx == 1:
             raise RuntimeError("simulated failure mid-predict")
@@ -178,6 +168,7 @@ def test_empty_missing_and_huge_reviews_are_handled(tiny_bert, imdb_dir, tmp_pat
     assert [r["text"] for r in rows] == ["", huge, "fine"] and all(r["label"] in (0, 1) for r in rows)
 
 
+@pytest.mark.slow
 def test_the_process_exits_with_one_line_not_a_traceback(tiny_bert, imdb_dir, tmp_path):
     args = tiny_args(tiny_bert, imdb_dir, tmp_path) + ["--model.init_args.model_name", "no-such-org/no-such-model"]
     proc = subprocess.run([sys.executable, "-m", "src", "fit", *args], capture_output=True, text=True,
@@ -186,18 +177,28 @@ def test_the_process_exits_with_one_line_not_a_traceback(tiny_bert, imdb_dir, tm
     assert "Traceback" not in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("error: unknown model")
 
 
-@pytest.mark.parametrize("cls", ["src.data.IMDBDataModule", "src.classifier.SequenceClassifier",
-                                 "src.causal_lm.CausalLM", "src.zero_shot.ZeroShotClassifier",
-                                 "src.masked_lm.MaskedLM",
-                                 "src.callbacks.PredictionWriter", "src.callbacks.HFExport"])
+@pytest.mark.parametrize("cls", ["src.data.ReviewDataModule", "src.data.ClassificationDataModule",
+                                 "src.data.CausalLMDataModule", "src.data.MaskedLMDataModule",
+                                 "src.data.packed.PackedTextDataModule", "src.models.HFModule",
+                                 "src.models.SequenceClassifier", "src.models.CausalLM",
+                                 "src.models.ZeroShotClassifier", "src.models.MaskedLM",
+                                 "src.callbacks.PredictionWriter", "src.callbacks.HFExport",
+                                 "src.callbacks.ResumeCheckpoint", "src.callbacks.ClassificationReport",
+                                 "src.callbacks.GenerationSample", "src.callbacks.Throughput"])
 def test_every_argument_has_help_from_the_docstring(cls):
     import importlib
     import inspect
+    import re
 
-    from jsonargparse._optionals import parse_docs
+    from jsonargparse import ArgumentParser
 
     module, name = cls.rsplit(".", 1)
     target = getattr(importlib.import_module(module), name)
-    documented = parse_docs(target.__init__, target, None)
-    params = [p for p in inspect.signature(target.__init__).parameters if p != "self"]
-    assert [p for p in params if not documented.get(p)] == []
+    parser = ArgumentParser()
+    parser.add_class_arguments(target, "x")
+    text = " ".join(parser.format_help().split("options:")[1].split())  # after the usage line
+    entries = dict(re.findall(r"--x\.(\w+) (?:\S+ )?(.*?)\((?:required, )?type:", text))  # option -> its help
+    own = [p for p, v in inspect.signature(target.__init__).parameters.items()
+           if p != "self" and v.kind is not v.VAR_KEYWORD]
+    assert set(own) <= set(entries)  # **kwargs are resolved to the base class's arguments, documented there
+    assert [p for p, doc in entries.items() if not doc.strip()] == []

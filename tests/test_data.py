@@ -4,18 +4,22 @@ import statistics
 import datasets
 import pytest
 
-import src.data
-from src.data import Collator, IMDBDataModule, LengthGroupedSampler, clean, load_source, tokenize
+import src.data.classification
+from src.data import ClassificationDataModule
+from src.data.collate import Collator
+from src.data.sampler import LengthGroupedSampler
+from src.data.sources import load_source
+from src.data.text import clean, tokenize
 from src.errors import UserError
 from tests.conftest import make_split
 
 
-def datamodule(tiny_bert, source, tmp_path, **kwargs) -> IMDBDataModule:
+def datamodule(tiny_bert, source, tmp_path, **kwargs) -> ClassificationDataModule:
     kwargs = {"val_size": 16, "batch_size": 8, "max_length": 64, "cache_dir": str(tmp_path / "cache"), **kwargs}
-    return IMDBDataModule(tokenizer=tiny_bert, source=str(source), **kwargs)
+    return ClassificationDataModule(tokenizer=tiny_bert, source=str(source), **kwargs)
 
 
-def fit_ready(dm: IMDBDataModule) -> IMDBDataModule:
+def fit_ready(dm: ClassificationDataModule) -> ClassificationDataModule:
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -83,7 +87,8 @@ def test_limits_cut_splits(tiny_bert, imdb_dir, tmp_path):
 
 def test_tokenized_cache_is_reused(tiny_bert, imdb_dir, tmp_path, monkeypatch):
     first = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
-    monkeypatch.setattr(src.data, "tokenize", lambda *a, **k: pytest.fail("tokenized again despite the cache"))
+    never = lambda *a, **k: pytest.fail("tokenized again despite the cache")  # noqa: E731
+    monkeypatch.setattr(src.data.classification, "tokenize", never)
     second = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
     assert second.splits["train"]["input_ids"] == first.splits["train"]["input_ids"]
     with pytest.raises(pytest.fail.Exception):  # other settings: a new cache entry

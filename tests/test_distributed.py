@@ -12,20 +12,21 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.conftest import tiny_args
+
+pytestmark = pytest.mark.slow  # starts processes
+
 NO_DROPOUT = json.dumps({"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
 
 
 def run(sub: str, tiny_bert: str, imdb_dir: Path, root: Path, name: str, processes: int, *extra: str):
-    args = [
-        sub, "--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", tiny_bert,
-        "--model.init_args.config_overrides", NO_DROPOUT, "--model.init_args.learning_rate", "3e-3",
-        "--data.source", str(imdb_dir), "--data.val_size", "16",
-        "--data.limit_train", "null", "--data.max_length", "64", "--data.batch_size", str(8 // processes),
-        "--data.cache_dir", str(root / "cache"), "--trainer.logger.init_args.save_dir", str(root),
-        "--trainer.logger.init_args.name", name, "--trainer.enable_progress_bar", "false",
-        "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", str(processes),
-        "--trainer.strategy", "ddp" if processes > 1 else "auto", *extra,
-    ]
+    args = [sub, *tiny_args(
+        tiny_bert, imdb_dir, root, model__init_args__config_overrides=NO_DROPOUT,
+        model__init_args__learning_rate="3e-3", data__batch_size=8 // processes, trainer__logger__init_args__name=name,
+        trainer__max_epochs=1, trainer__accelerator="cpu", trainer__devices=processes,
+        trainer__strategy="ddp" if processes > 1 else "auto", trainer__log_every_n_steps=None,
+    ), *extra]
+    args[args.index("--trainer.logger.init_args.save_dir") + 1] = str(root)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "src", *args], capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -4,7 +4,6 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from src.flops import attention_shape, matmul_peak, matmul_weights, train_flops
-from src.optim import adamw_linear_warmup
 
 
 def tiny() -> BertForSequenceClassification:
@@ -29,8 +28,3 @@ def test_train_flops_count_real_tokens_and_attention():
 def test_matmul_peak_is_a_rate():
     small, large = matmul_peak("cpu", torch.float32, size=64), matmul_peak("cpu", torch.float32, size=256)
     assert math.isfinite(small) and 0 < small and 0 < large
-
-
-def test_fused_adamw_on_cpu():
-    opt = adamw_linear_warmup(tiny(), lr=1e-3, weight_decay=0.0, warmup_ratio=0.0, total_steps=1)["optimizer"]
-    assert opt.defaults["fused"] is True

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from src.cli import main
-from src.data import load_source
+from src.data.sources import load_source
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_shared_mirror_loads_with_its_documented_splits(shared_imdb):

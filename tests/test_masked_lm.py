@@ -7,24 +7,25 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.cli import main
-from src.data import IMDBDataModule
-from src.masked_lm import MaskedLM
+from src.data import MaskedLMDataModule
+from src.models import MaskedLM
+from tests.conftest import tiny_args
 
 
-def mlm_data(tokenizer, imdb_dir, tmp_path, **kwargs) -> IMDBDataModule:
-    kwargs = {"task": "masked_lm", "block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"),
+def mlm_data(tokenizer, imdb_dir, tmp_path, **kwargs) -> MaskedLMDataModule:
+    kwargs = {"block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"),
               **kwargs}
-    dm = IMDBDataModule(tokenizer=tokenizer, source=str(imdb_dir), **kwargs)
+    dm = MaskedLMDataModule(tokenizer=tokenizer, source=str(imdb_dir), **kwargs)
     dm.prepare_data()
     dm.setup("fit")
     return dm
 
 
-def masked_sample(dm: IMDBDataModule, draws: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def masked_sample(dm: MaskedLMDataModule, draws: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Original blocks, their masked copies and labels: every training block masked `draws` times."""
     rows = [{"input_ids": ids} for ids in dm.splits["train"]["input_ids"]]
     original = torch.tensor([r["input_ids"] for r in rows]).repeat(draws, 1)
-    masked = [dm.mlm_collator(seed=seed)([dict(r) for r in rows]) for seed in range(draws)]
+    masked = [dm.collator(seed=seed)([dict(r) for r in rows]) for seed in range(draws)]
     return original, torch.cat([m["input_ids"] for m in masked]), torch.cat([m["labels"] for m in masked])
 
 
@@ -56,7 +57,7 @@ def test_whole_word_masking_masks_every_piece_of_a_word(tiny_bert, tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert "offset_mapping" not in batch
     rows = [dict(r) for r in dm.splits["train"].select_columns(["input_ids", "offset_mapping"])]
-    out = dm.mlm_collator(seed=0)(rows)
+    out = dm.collator(seed=0)(rows)
     pieces = torch.tensor([[t.startswith("##") for t in dm.tokenizer.convert_ids_to_tokens(r["input_ids"])]
                            for r in rows])
     chosen = out["labels"] != -100
@@ -119,15 +120,13 @@ def test_perplexity_is_exp_of_loss_and_training_lowers_it(tiny_bert, imdb_dir, t
 def test_fit_exports_a_fill_mask_model_that_starts_the_classifier(tiny_bert, imdb_dir, tmp_path):
     from transformers import pipeline
 
-    from src.classifier import SequenceClassifier
+    from src.models import SequenceClassifier
 
     export = tmp_path / "export"
-    main(["fit", "--config", "configs/mlm_imdb.yaml", "--model.init_args.model_name", tiny_bert,
-          "--data.source", str(imdb_dir), "--data.val_size", "16", "--data.block_size", "32",
-          "--data.limit_train", "null", "--data.limit_val", "null", "--data.cache_dir", str(tmp_path / "c"),
-          "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
-          "--trainer.log_every_n_steps", "1", "--trainer.callbacks.init_args.output_dir", str(export)])
-    (run,) = (tmp_path / "mlm_imdb").iterdir()
+    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_imdb.yaml", data__block_size=32,
+                            data__limit_train="null", data__limit_val="null"),
+          "--trainer.callbacks.init_args.output_dir", str(export)])
+    (run,) = (tmp_path / "runs" / "mlm_imdb").iterdir()
     events = EventAccumulator(str(run))
     events.Reload()
     assert {"train/loss", "val/loss", "val/ppl", "val/acc"} <= set(events.Tags()["scalars"])
@@ -156,11 +155,9 @@ def test_fit_exports_a_fill_mask_model_that_starts_the_classifier(tiny_bert, imd
 
 def test_the_from_scratch_recipe_trains_a_model_of_its_sizes(tiny_bert, imdb_dir, tmp_path):
     sizes = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
-    main(["fit", "--config", "configs/mlm_scratch_imdb.yaml", "--model.init_args.model_name", tiny_bert,
-          "--model.init_args.config_overrides", json.dumps(sizes), "--data.source", str(imdb_dir),
-          "--data.val_size", "16", "--data.block_size", "32", "--data.limit_val", "null",
-          "--data.cache_dir", str(tmp_path / "c"), "--trainer.logger.init_args.save_dir", str(tmp_path),
-          "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "3",
+    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_scratch_imdb.yaml", data__block_size=32,
+                            data__limit_val="null", model__init_args__config_overrides=json.dumps(sizes),
+                            trainer__max_steps=3),
           "--trainer.callbacks.init_args.output_dir", str(tmp_path / "export")])
     from transformers import AutoConfig
 

@@ -19,7 +19,7 @@ def readme_commands() -> list[str]:
 def test_the_readme_has_commands_for_every_task():
     text = " ".join(readme_commands())
     for config in ("bert_imdb", "gpt_generate", "gpt_zeroshot_imdb", "gpt_finetune_imdb", "mlm_imdb",
-                   "bert_imdb_adapted", "mlm_scratch_imdb", "strategies/ddp"):
+                   "bert_imdb/adapted", "mlm_scratch_imdb", "strategies/ddp"):
         assert f"configs/{config}.yaml" in text, config
     for sub in ("fit", "validate", "test", "predict"):
         assert f"-m src {sub} " in text, sub

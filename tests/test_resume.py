@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from src.callbacks import StopOnNonFiniteLoss
 from src.cli import main
 from src.errors import UserError
+from tests.conftest import tiny_args
 
 STEPS_PER_EPOCH = 10  # 80 training reviews (96 minus 16 held out), 8 per batch
 
@@ -53,15 +54,8 @@ def fit_args(tiny_bert, imdb_dir, root: Path, *callbacks: dict) -> list[str]:
         {"class_path": "tests.test_resume.Record", "init_args": {"path": str(root / "steps.jsonl")}},
         *callbacks,
     ]}}))
-    return [
-        "fit", "--config", "configs/bert_imdb.yaml", "--config", str(overlay),
-        "--model.init_args.model_name", tiny_bert, "--model.init_args.learning_rate", "3e-3",
-        "--data.source", str(imdb_dir), "--data.val_size", "16",
-        "--data.limit_train", "null", "--data.max_length", "64", "--data.batch_size", "8",
-        "--data.cache_dir", str(root / "cache"), "--trainer.logger.init_args.save_dir", str(root / "runs"),
-        "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2",
-        "--trainer.val_check_interval", "1.0",
-    ]
+    return ["fit", *tiny_args(tiny_bert, imdb_dir, root, model__init_args__learning_rate="3e-3", data__batch_size=8,
+                              trainer__max_epochs=2), "--config", str(overlay)]
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:
@@ -88,6 +82,7 @@ def uninterrupted(tiny_bert, imdb_dir, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(tiny_bert, imdb_dir, tmp_path, uninterrupted):
     crash = {"class_path": "tests.test_resume.Crash", "init_args": {"at_step": 7, "signum": int(signal.SIGKILL)}}
     killed = run(fit_args(tiny_bert, imdb_dir, tmp_path, crash))
@@ -112,6 +107,7 @@ def test_kill_9_mid_epoch_then_resume_matches_the_uninterrupted_run(tiny_bert, i
     assert final_metrics(run_dir) == pytest.approx(final_metrics(reference), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_before_exit(tiny_bert, imdb_dir, tmp_path):
     crash = {"class_path": "tests.test_resume.Crash", "init_args": {"at_step": 7, "signum": int(signal.SIGTERM)}}
     proc = run(fit_args(tiny_bert, imdb_dir, tmp_path, crash))
@@ -121,6 +117,7 @@ def test_sigterm_saves_a_checkpoint_before_exit(tiny_bert, imdb_dir, tmp_path):
     assert torch.load(last, weights_only=True)["global_step"] == 7  # not the periodic save at step 6
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_metrics(tiny_bert, imdb_dir, tmp_path, uninterrupted):
     proc = run(fit_args(tiny_bert, imdb_dir, tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -161,5 +158,5 @@ def test_a_nan_loss_stops_the_run_before_the_weights_break(tmp_path):
     with pytest.raises(UserError, match=r"training loss is nan at step 3 \(epoch 0, batch 3\)"):
         trainer.fit(model, data)
     assert torch.isfinite(model.layer.weight).all()
-    saved = torch.load(resume.best_model_path, weights_only=True)
+    saved = torch.load(resume.path, weights_only=True)
     assert saved["global_step"] == 3 and all(torch.isfinite(v).all() for v in saved["state_dict"].values())

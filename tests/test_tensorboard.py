@@ -10,16 +10,15 @@ import urllib.request
 import pytest
 
 from src.cli import main
+from tests.conftest import tiny_args
+
+pytestmark = pytest.mark.slow  # starts processes
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_bert, imdb_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tb")
-    main(["fit", "--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", tiny_bert,
-          "--data.source", str(imdb_dir), "--data.val_size", "16", "--data.limit_train", "null",
-          "--data.max_length", "64", "--data.cache_dir", str(tmp / "cache"),
-          "--trainer.logger.init_args.save_dir", str(tmp / "runs"), "--trainer.enable_progress_bar", "false",
-          "--trainer.log_every_n_steps", "1", "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0"])
+    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp, trainer__max_epochs=2)])
     (run,) = (tmp / "runs" / "bert_imdb").iterdir()
     return run
 
@@ -82,10 +81,7 @@ def test_one_image_per_validation(run_dir):
 
 
 def test_fit_ends_with_a_summary(tiny_bert, imdb_dir, tmp_path, capsys):
-    main(["fit", "--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", tiny_bert,
-          "--data.source", str(imdb_dir), "--data.val_size", "16", "--data.max_length", "64",
-          "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path),
-          "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1", "--data.limit_train", "null",
+    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs=1),
           "--trainer.callbacks+=src.callbacks.HFExport"])
     out = capsys.readouterr().out
     summary = out[out.index("fit done after 5 optimizer steps"):]

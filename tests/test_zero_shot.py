@@ -2,14 +2,14 @@ import lightning as L
 import pytest
 import torch
 
-from src.data import IMDBDataModule
-from src.zero_shot import ZeroShotClassifier, balance
+from src.data import ClassificationDataModule
+from src.models.zero_shot import ZeroShotClassifier, balance
 
 TEMPLATE = "Review: {text}\nOverall, the movie was"
 
 
 def encode(module: ZeroShotClassifier, texts: list[str]) -> dict:
-    from src.data import tokenize
+    from src.data.text import tokenize
 
     ids = tokenize(texts, module.tokenizer, 64, "head", TEMPLATE)
     return module.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding_side="right")
@@ -81,8 +81,8 @@ def test_balancing_splits_a_biased_scorer_evenly():
 
 
 def test_validate_reports_calibrated_uncalibrated_and_balanced_metrics(tiny_causal_lm, imdb_dir, tmp_path):
-    data = IMDBDataModule(tokenizer=tiny_causal_lm, source=str(imdb_dir), prompt_template=TEMPLATE, val_size=16,
-                          eval_batch_size=5, max_length=64, cache_dir=str(tmp_path / "c"))
+    data = ClassificationDataModule(tokenizer=tiny_causal_lm, source=str(imdb_dir), prompt_template=TEMPLATE,
+                                    val_size=16, eval_batch_size=5, max_length=64, cache_dir=str(tmp_path / "c"))
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     (metrics,) = trainer.validate(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE), datamodule=data)
     for prefix in ("val/", "val/none/", "val/content_free/", "val/unlabelled/"):
@@ -110,14 +110,13 @@ def test_zero_shot_config_validates_and_predicts_through_the_cli(tiny_causal_lm,
     import json
 
     from src.cli import main
+    from tests.conftest import tiny_args
 
-    common = ["--config", "configs/gpt_zeroshot_imdb.yaml", "--model.init_args.model_name", tiny_causal_lm,
-              "--data.source", str(imdb_dir), "--data.cache_dir", str(tmp_path / "c"), "--data.max_length", "64",
-              "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
-    cli = main(["validate", *common, "--data.val_size", "16", "--data.limit_val", "null"])
+    common = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml", data__max_length=64)
+    cli = main(["validate", *common, "--data.limit_val", "null"])
     assert cli.trainer.callback_metrics["val/acc"] == cli.trainer.callback_metrics["val/unlabelled/acc"]
     main(["predict", *common, "--data.predict_texts", '["good film", "bad film", "fine", "dull"]'])
-    (out,) = tmp_path.glob("gpt_zeroshot_imdb/*/predictions.jsonl")
+    (out,) = tmp_path.glob("runs/gpt_zeroshot_imdb/*/predictions.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in rows] == ["good film", "bad film", "fine", "dull"]
     assert sorted(r["label"] for r in rows) == [0, 0, 1, 1]  # unlabelled calibration splits the set evenly

@@ -1,7 +1,7 @@
 """CausalLM: a GPT-style model that is fine-tuned on review text (optionally with LoRA) and generates.
 
-`fit` trains on packed blocks of reviews and reports validation loss and perplexity; `predict`
-generates continuations of prompts into `generations.jsonl`.
+`fit` trains on packed blocks of reviews and reports validation loss and perplexity (a sample continuation
+per validation comes from `src.callbacks.GenerationSample`); `predict` generates continuations of prompts.
 
 To run: python -m src fit --config configs/gpt_finetune_imdb.yaml
         python -m src predict --config configs/gpt_generate.yaml
@@ -9,25 +9,21 @@ To run: python -m src fit --config configs/gpt_finetune_imdb.yaml
 
 import copy
 
-import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
-from transformers import AutoModelForCausalLM, GenerationConfig
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
-from src.optim import adamw_linear_warmup
-from src.pretrained import from_pretrained, load_tokenizer
+from src.models.base import HFModule
+from src.models.metrics import PerplexityFromLoss
+from src.pretrained import from_pretrained
 
 
-class CausalLM(L.LightningModule):
+class CausalLM(HFModule):
     """Fine-tunes and samples from `AutoModelForCausalLM` (GPT-2, Llama-family, GGUF files)."""
 
     def __init__(
         self,
         model_name: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
-        learning_rate: float = 1e-4,
-        weight_decay: float = 0.0,
-        warmup_ratio: float = 0.05,
         lora_rank: int = 0,
         lora_alpha: int = 16,
         lora_dropout: float = 0.05,
@@ -38,14 +34,11 @@ class CausalLM(L.LightningModule):
         top_p: float = 1.0,
         repetition_penalty: float = 1.0,
         num_return_sequences: int = 1,
-        sample_prompt: str | None = "I watched this movie last night and",
+        **kwargs,
     ):
         """
         Args:
             model_name: hub id, local folder, .gguf file, or packaged offline model (see src/pretrained.py).
-            learning_rate: peak AdamW learning rate.
-            weight_decay: AdamW weight decay (none on biases and norm weights).
-            warmup_ratio: fraction of the training steps spent warming the learning rate up from 0.
             lora_rank: LoRA rank; 0 trains all weights.
             lora_alpha: LoRA scaling numerator (the update is scaled by alpha / rank).
             lora_dropout: dropout on the LoRA input.
@@ -56,57 +49,63 @@ class CausalLM(L.LightningModule):
             top_p: generation: sample among the likeliest tokens whose probabilities sum to p.
             repetition_penalty: generation: > 1 discourages repeating tokens.
             num_return_sequences: generation: sequences per prompt.
-            sample_prompt: a prompt continued greedily at each validation and logged to TensorBoard as text.
+            **kwargs: the optimizer settings of `HFModule`: learning_rate, weight_decay, warmup_ratio.
         """
-        super().__init__()
-        self.save_hyperparameters()
-        self.tokenizer = load_tokenizer(model_name)
-        model = from_pretrained(AutoModelForCausalLM, model_name)
-        if lora_rank > 0:
-            from peft import LoraConfig, get_peft_model
-
-            config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                                target_modules=lora_target_modules, task_type="CAUSAL_LM")
-            model = get_peft_model(model, config)
-        self.model = model
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds
-        self.val_loss = MeanMetric()
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        sampling = temperature > 0
+        super().__init__(model_name, **kwargs)
+        self.losses = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        self.ppl = torch.nn.ModuleDict({"val": PerplexityFromLoss(), "test": PerplexityFromLoss()})
+        sampling, tok = temperature > 0, self.tokenizer
         self.generation_config = GenerationConfig(
             max_new_tokens=max_new_tokens, do_sample=sampling, num_return_sequences=num_return_sequences,
             temperature=temperature if sampling else None, top_k=top_k if sampling and top_k else None,
             top_p=top_p if sampling else None, repetition_penalty=repetition_penalty,
-            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            eos_token_id=tok.eos_token_id,
         )
+
+    def load_model(self) -> PreTrainedModel:
+        hp = self.hparams
+        model = from_pretrained(AutoModelForCausalLM, hp.model_name)
+        if hp.lora_rank > 0:
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                                target_modules=hp.lora_target_modules, task_type="CAUSAL_LM")
+            model = get_peft_model(model, config)
+        return model
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Mean next-token cross-entropy over the non-padding tokens."""
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss = self(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        if stage == "train":
+            self.log("train/loss", loss, prog_bar=True)
+            return loss
+        # Packed blocks are all full, so a mean over blocks is a mean over tokens.
+        for metric in (self.losses[stage], self.ppl[stage]):
+            metric.update(loss, weight=len(batch["input_ids"]))
+        self.log(f"{stage}/loss", self.losses[stage], prog_bar=True)
+        self.log(f"{stage}/ppl", self.ppl[stage], prog_bar=True)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        # Packed blocks are all full, so a mean over blocks is a mean over tokens.
-        self.val_loss.update(self(batch), weight=len(batch["input_ids"]))
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
 
-    def on_validation_epoch_start(self) -> None:
-        self.val_loss.reset()  # here, not at the end: states made in this epoch's grad mode (see masked_lm.py)
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "val")
 
-    def on_validation_epoch_end(self) -> None:
-        loss = self.val_loss.compute()
-        self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True)  # compute() already synced ranks
-        tensorboard = isinstance(self.logger, TensorBoardLogger)
-        if self.hparams.sample_prompt and tensorboard and not self.trainer.sanity_checking:
-            enc = self.tokenizer([self.hparams.sample_prompt], return_tensors="pt").to(self.device)
-            out = self.model.generate(**enc, generation_config=GenerationConfig(
-                max_new_tokens=48, do_sample=False, pad_token_id=self.generation_config.pad_token_id))
-            text = self.tokenizer.decode(out[0], skip_special_tokens=True)
-            self.logger.experiment.add_text("val/sample", text, self.global_step)
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "test")
+
+    def generate(self, prompts: list[str], generation_config: GenerationConfig | None = None) -> list[str]:
+        """Continuations of `prompts` (without the prompts), one batch, greedy unless the config samples."""
+        tok = self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left").to(self.device)
+        out = self.model.generate(**enc, generation_config=generation_config or self.generation_config)
+        return tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Continue each prompt: one row per generated sequence."""
@@ -128,14 +127,8 @@ class CausalLM(L.LightningModule):
             rows["new_tokens"].append(int(new_tokens[i]))
         return rows
 
-    def export_model(self):
+    def export_model(self) -> PreTrainedModel:
         """The plain Hugging Face model: LoRA adapters merged into a copy of the weights."""
         if self.hparams.lora_rank > 0:
             return copy.deepcopy(self.model).merge_and_unload().eval()
         return self.model
-
-    def configure_optimizers(self) -> dict:
-        hp = self.hparams
-        return adamw_linear_warmup(
-            self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio, self.trainer.estimated_stepping_batches
-        )

@@ -15,14 +15,14 @@ To run: python -m src validate --config configs/gpt_zeroshot_imdb.yaml
 
 from typing import Literal
 
-import lightning as L
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from src.classifier import classification_metrics
-from src.data import tokenize
-from src.pretrained import from_pretrained, load_tokenizer
+from src.data.text import tokenize
+from src.models.base import HFModule
+from src.models.metrics import class_scores, classification_metrics
+from src.pretrained import from_pretrained
 
 STAGES = ("val", "test")
 CALIBRATIONS = ("none", "content_free", "unlabelled")
@@ -34,7 +34,7 @@ def balance(log_scores: torch.Tensor) -> torch.Tensor:
     return centred - centred.median(0).values
 
 
-class ZeroShotClassifier(L.LightningModule):
+class ZeroShotClassifier(HFModule):
     """Scores each class by the log-probability of its label word after the prompt."""
 
     def __init__(
@@ -56,11 +56,7 @@ class ZeroShotClassifier(L.LightningModule):
                 `content_free` divides by the label probabilities of content-free inputs; `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
         """
-        super().__init__()
-        self.save_hyperparameters()
-        self.tokenizer = load_tokenizer(model_name)
-        self.model = from_pretrained(AutoModelForCausalLM, model_name).eval()
-        self.model.requires_grad_(False)
+        super().__init__(model_name)
         self.label_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in label_words]
         n = len(label_words)
         self.metrics = nn.ModuleDict({
@@ -70,6 +66,9 @@ class ZeroShotClassifier(L.LightningModule):
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
+
+    def load_model(self) -> PreTrainedModel:
+        return from_pretrained(AutoModelForCausalLM, self.hparams.model_name).eval().requires_grad_(False)
 
     @torch.no_grad()
     def label_log_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -142,11 +141,11 @@ class ZeroShotClassifier(L.LightningModule):
         self._labels.append(batch["labels"])
 
     def _update(self, key: str, log_scores: torch.Tensor, labels: torch.Tensor) -> None:
-        probs = log_scores.softmax(-1)
-        self.metrics[key].update(probs[:, 1] if probs.shape[1] == 2 else probs, labels)
+        self.metrics[key].update(class_scores(log_scores.softmax(-1)), labels)
 
     def _epoch_end(self, stage: str) -> None:
-        """`unlabelled` needs every evaluated review's score (from every rank) before it can classify one."""
+        """`unlabelled` needs every evaluated review's score (from every rank) before it can classify one, so its
+        metrics are updated here, once, from the gathered scores."""
         if not self._scores:
             return
         scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))

@@ -10,31 +10,29 @@ Validation reports the loss over masked tokens, its perplexity and masked-token 
 To run: python -m src fit --config configs/mlm_imdb.yaml
 """
 
-import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
-from transformers import AutoConfig, AutoModelForMaskedLM
+from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel
 
-from src.optim import adamw_linear_warmup
-from src.pretrained import from_pretrained, load_tokenizer
+from src.models.base import HFModule
+from src.models.metrics import PerplexityFromLoss
+from src.pretrained import from_pretrained
 
 STAGES = ("val", "test")
 
 
-class MaskedLM(L.LightningModule):
-    """Trains `AutoModelForMaskedLM` on batches masked by the data module (task `masked_lm`)."""
+class MaskedLM(HFModule):
+    """Trains `AutoModelForMaskedLM` on batches masked by `src.data.MaskedLMDataModule`."""
 
     def __init__(
         self,
         model_name: str = "sentence-transformers/all-MiniLM-L6-v2",
         from_scratch: bool = False,
         config_overrides: dict | None = None,
-        learning_rate: float = 1e-4,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.06,
         top_k: int = 5,
+        **kwargs,
     ):
         """
         Args:
@@ -43,28 +41,27 @@ class MaskedLM(L.LightningModule):
             from_scratch: build the model from `model_name`'s config with random weights.
             config_overrides: model config values to change, e.g. the sizes of a model built from
                 scratch: {hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024}.
-            learning_rate: peak AdamW learning rate.
-            weight_decay: AdamW weight decay (none on biases and norm weights).
-            warmup_ratio: fraction of the training steps spent warming the learning rate up from 0.
             top_k: predict: candidate tokens listed for each mask token.
+            **kwargs: the optimizer settings of `HFModule`: learning_rate, weight_decay, warmup_ratio.
         """
-        super().__init__()
-        self.save_hyperparameters()
-        overrides = config_overrides or {}
-        if from_scratch:
-            self.model = AutoModelForMaskedLM.from_config(from_pretrained(AutoConfig, model_name, **overrides))
-        else:
-            # Encoders saved without a masked-LM head (e.g. sentence-transformers) get a new, random one.
-            self.model = from_pretrained(AutoModelForMaskedLM, model_name, **overrides)
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds
+        super().__init__(model_name, **kwargs)
         # The prediction head of BERT (`cls`) and RoBERTa-likes (`lm_head`); other models run whole.
         self.head_name = next((n for n in ("cls", "lm_head") if isinstance(getattr(self.model, n, None), nn.Module)),
                               None)
         vocab = self.model.config.vocab_size
         self.losses = nn.ModuleDict({s: MeanMetric() for s in STAGES})
+        self.ppl = nn.ModuleDict({s: PerplexityFromLoss() for s in STAGES})
         self.accuracy = nn.ModuleDict(
             {s: MulticlassAccuracy(vocab, average="micro", ignore_index=-100, validate_args=False) for s in STAGES}
         )
+
+    def load_model(self) -> PreTrainedModel:
+        hp = self.hparams
+        overrides = hp.config_overrides or {}
+        if hp.from_scratch:
+            return AutoModelForMaskedLM.from_config(from_pretrained(AutoConfig, hp.model_name, **overrides))
+        # Encoders saved without a masked-LM head (e.g. sentence-transformers) get a new, random one.
+        return from_pretrained(AutoModelForMaskedLM, hp.model_name, **overrides)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean cross-entropy over the masked tokens (labels -100 elsewhere), their logits and their labels.
@@ -87,58 +84,32 @@ class MaskedLM(L.LightningModule):
         if stage == "train":
             self.log("train/loss", loss, prog_bar=True)
             return loss
-        self.losses[stage].update(loss, weight=len(targets))
+        for metric in (self.losses[stage], self.ppl[stage]):  # means over every masked token of the epoch
+            metric.update(loss, weight=len(targets))
         self.accuracy[stage].update(logits.argmax(-1), targets)
+        self.log_dict({f"{stage}/loss": self.losses[stage], f"{stage}/ppl": self.ppl[stage],
+                       f"{stage}/acc": self.accuracy[stage]}, prog_bar=stage == "val")
         return loss
-
-    def _log_epoch(self, stage: str) -> None:
-        loss = self.losses[stage].compute()  # a mean over every masked token of the epoch, on all ranks
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/ppl": loss.exp(),
-                       f"{stage}/acc": self.accuracy[stage].compute()}, prog_bar=stage == "val")
-
-    def _reset(self, stage: str) -> None:
-        # At the epoch's start, so the states are made in the current grad mode (`validate` runs in
-        # inference mode, validation inside `fit` does not).
-        self.losses[stage].reset()
-        self.accuracy[stage].reset()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._common_step(batch, "train")
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._common_step(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._common_step(batch, "test")
-
-    def on_validation_epoch_start(self) -> None:
-        self._reset("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._reset("test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """The `top_k` likeliest tokens, with probabilities, at each mask token of each text."""
-        tokenizer = load_tokenizer(self.hparams.model_name)
+        tok = self.tokenizer
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         rows = {"id": batch["idx"].tolist(), "text": batch["text"], "masks": []}
         for ids, scores in zip(batch["input_ids"], logits.float().softmax(-1)):
-            top = scores[ids == tokenizer.mask_token_id].topk(self.hparams.top_k)
+            top = scores[ids == tok.mask_token_id].topk(self.hparams.top_k)
             rows["masks"].append([
                 [{"token": token, "probability": p}
-                 for token, p in zip(tokenizer.convert_ids_to_tokens(i.tolist()), v.tolist())]
+                 for token, p in zip(tok.convert_ids_to_tokens(i.tolist()), v.tolist())]
                 for i, v in zip(top.indices, top.values)
             ])
         return rows
-
-    def configure_optimizers(self) -> dict:
-        hp = self.hparams
-        return adamw_linear_warmup(
-            self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio, self.trainer.estimated_stepping_batches
-        )

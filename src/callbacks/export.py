@@ -1,0 +1,59 @@
+"""Export Hugging Face folders after fit: what `from_pretrained`, `pipeline` and a config's `model_name` load.
+
+To run: python -m src fit --config configs/mlm_imdb.yaml   (writes outputs/mlm_imdb/export/{best,last})
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+
+from src.models.base import HFModule
+
+
+class HFExport(Callback):
+    """After `fit`, writes `<run folder>/export/{last,best}`: Hugging Face folders (safetensors weights,
+    config, tokenizer) that `from_pretrained`, `pipeline` and any config's `model_name` accept.
+
+    Works for every module here (classifier, masked LM, causal LM): what its `export_model()` returns is
+    saved (LoRA: adapters merged), with its tokenizer.
+    """
+
+    def __init__(self, dirname: str = "export", output_dir: str | None = None):
+        """
+        Args:
+            dirname: folder inside the run folder.
+            output_dir: write `last` and `best` here instead (a fixed path that another config can
+                name as its `model_name`, e.g. outputs/mlm_imdb/export).
+        """
+        self.dirname, self.output_dir = dirname, output_dir
+
+    def root(self, trainer: L.Trainer) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path(trainer.log_dir or ".") / self.dirname
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: HFModule) -> None:
+        root = self.root(trainer)  # trainer.log_dir is a collective call under DDP: every process asks
+        if not trainer.is_global_zero:
+            return
+        self._save(pl_module, root / "last")
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")  # ModelCheckpoint's, when there is one
+        if best and Path(best).is_file():
+            current = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+            state = torch.load(best, map_location=pl_module.device, weights_only=True)["state_dict"]
+            pl_module.load_state_dict(state)
+            self._save(pl_module, root / "best")
+            pl_module.load_state_dict(current)
+
+    def _save(self, pl_module: HFModule, path: Path) -> None:
+        model, tokenizer = pl_module.export_model(), pl_module.tokenizer
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        rank_zero_info(f"exported a Hugging Face folder to {path}")

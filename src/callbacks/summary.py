@@ -1,0 +1,44 @@
+"""Sum up a fit: its hyperparameters with the final and best metrics in TensorBoard's HPARAMS tab, and a
+closing message with the best and last checkpoints, the log folder and the exports.
+
+To run: on in every fit (src/cli.py adds it).
+"""
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from src.callbacks.checkpointing import last_checkpoint
+from src.callbacks.export import HFExport
+
+
+class RunSummary(Callback):
+    """At the end of `fit`: TensorBoard's HPARAMS tab gets the run's hyperparameters with its final and best
+    metrics, and the console a closing summary (best checkpoint and metric, last checkpoint, logs, export)."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        best = trainer.checkpoint_callback
+        metrics = {f"final/{k}": float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        if getattr(best, "best_model_score", None) is not None and best.monitor:
+            metrics[f"best/{best.monitor}"] = float(best.best_model_score)
+        if trainer.logger is not None:
+            params = {f"model/{k}": v for k, v in pl_module.hparams.items()}
+            if trainer.datamodule is not None:
+                params |= {f"data/{k}": v for k, v in trainer.datamodule.hparams.items()}
+            params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+            trainer.logger.log_hyperparams(params, metrics)
+        # trainer.log_dir is a collective call under DDP: every process asks, only rank 0 prints.
+        log_dir = trainer.log_dir
+        exports = [cb.root(trainer) for cb in trainer.callbacks if isinstance(cb, HFExport)]
+        if not trainer.is_global_zero:
+            return
+        lines = [f"fit done after {trainer.global_step} optimizer steps"]
+        if getattr(best, "best_model_path", ""):
+            score = best.best_model_score
+            score = f" ({best.monitor} = {float(score):.4f})" if score is not None else ""
+            lines.append(f"  best checkpoint: {best.best_model_path}{score}")
+        if last := last_checkpoint(trainer):
+            lines.append(f"  last checkpoint: {last}")
+        if log_dir:
+            lines.append(f"  logs:            {log_dir}  (tensorboard --logdir {log_dir})")
+        lines += [f"  export:          {root}/{{best,last}}" for root in exports]
+        print("\n".join(lines), flush=True)

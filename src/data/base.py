@@ -1,0 +1,265 @@
+"""The base of every data module: load a source, check it, tokenize once (cached on disk, one process per
+node), hold out a seeded validation split, and batch with dynamic padding (training batches grouped by
+length and resumable mid-epoch; evaluation batches sorted by length).
+
+A task is a subclass (classification.py, causal_lm.py, masked_lm.py) that says how a review is tokenized,
+what the training and evaluation sets are made of and how `predict` reads its inputs. Every task holds out
+the same validation reviews (same seed and size), so language-model and classifier runs share it.
+
+To run: python -m src fit --config configs/bert_imdb.yaml
+"""
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
+
+from src.data.collate import Collator
+from src.data.sampler import LengthGroupedSampler, ResumableLoader
+from src.data.sources import default_source, load_source, read_utf8
+from src.errors import UserError
+from src.pretrained import load_tokenizer
+
+CACHE_VERSION = 1  # bump when tokenization changes, so stale caches are not reused
+
+
+class ReviewDataModule(L.LightningDataModule):
+    """Reviews from a source, split, tokenized once and batched; subclasses define the task."""
+
+    padding_side = "right"  # of predict batches
+
+    def __init__(
+        self,
+        tokenizer: str = "sentence-transformers/all-MiniLM-L6-v2",
+        source: str | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        val_size: int | float = 0.1,
+        test_split: str = "test",
+        limit_train: int | None = None,
+        limit_val: int | None = None,
+        limit_test: int | None = None,
+        predict_file: str | None = None,
+        predict_texts: list[str] | None = None,
+        num_workers: int = 0,
+        cache_dir: str = "outputs/cache",
+        seed: int = 42,
+    ):
+        """
+        Args:
+            tokenizer: model name or path whose tokenizer to use (linked to the model's `model_name`).
+            source: hub id, folder of split files, or aclImdb/ folder; None: the shared mirror
+                `../shared/data/imdb` when it exists, else `stanfordnlp/imdb`.
+            batch_size: training batch size per process.
+            eval_batch_size: validation/test/predict batch size; None: twice `batch_size`.
+            val_size: validation split held out of train: a fraction (< 1) or a number of reviews.
+            test_split: the split `test` evaluates; `validation` for sources without a test split.
+            limit_train: use only this many training reviews (after shuffling), for quick runs.
+            limit_val: use only this many validation reviews.
+            limit_test: use only this many test reviews.
+            predict_file: text file with one input per line, for `predict`.
+            predict_texts: inputs for `predict`, given in the config.
+            num_workers: DataLoader worker processes.
+            cache_dir: where tokenized splits are cached.
+            seed: seed of the validation split and of the training order.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.source = source or default_source()
+        self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.splits: dict[str, datasets.Dataset] = {}
+        self._train_loader: ResumableLoader | None = None
+        self._resume: dict | None = None  # the training loader's position, from a checkpoint
+
+    # ---- what a task defines ----
+
+    def cache_settings(self) -> list:
+        """The task's tokenization settings: part of the cache key."""
+        raise NotImplementedError
+
+    def tokenize_batch(self, batch: dict) -> dict:
+        """A `datasets.map` function: `text` (and `label`) in, `input_ids` and `length` out."""
+        raise NotImplementedError
+
+    def train_set(self, train: datasets.Dataset, tokenized: dict[str, datasets.Dataset]) -> datasets.Dataset:
+        """The training examples, from the tokenized training reviews left after the validation split."""
+        return take(train, self.hparams.limit_train)
+
+    def eval_set(self, reviews: datasets.Dataset) -> datasets.Dataset:
+        """Validation or test examples from tokenized reviews."""
+        return reviews
+
+    def predict_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of `predict`'s inputs."""
+        raise NotImplementedError
+
+    def check_labels(self, ds: datasets.Dataset, split: str) -> None:
+        """Raise a `UserError` when a labelled split's labels do not fit the task."""
+
+    def extra_fit_splits(self) -> list[str]:
+        """Splits besides `train` that fit reads (e.g. `unsupervised` text)."""
+        return []
+
+    def train_collator(self):
+        return Collator(self.tokenizer)
+
+    # ---- where training stands, saved in every checkpoint ----
+    # Lightning restores a stateful training loader only when it builds the loader after restoring the loops, but
+    # `trainer.estimated_stepping_batches` (the schedule's length) builds it earlier. The data module is restored
+    # before either, so it carries the loader's position (tests/test_resume.py kills a fit and checks the batches).
+
+    def state_dict(self) -> dict:
+        return self._train_loader.state_dict() if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._resume = state_dict or None
+
+    # ---- shared ----
+
+    @property
+    def tokenizer(self):
+        return load_tokenizer(self.hparams.tokenizer)
+
+    def _needed(self, stage: str | None) -> list[str]:
+        if stage == "predict":
+            return []
+        if stage == "test" and self.hparams.test_split != "validation":
+            return [self.hparams.test_split]
+        return ["train", *self.extra_fit_splits()] if stage in ("fit", None) else ["train"]
+
+    def _cache_path(self, fingerprint: str, split: str) -> Path:
+        tok = self.tokenizer
+        # The vocabulary and special tokens identify a tokenizer (its serialized state also holds
+        # the last call's truncation settings, so it is not stable).
+        vocab = json.dumps([type(tok).__name__, sorted(tok.get_vocab().items()), tok.all_special_tokens])
+        key = json.dumps([CACHE_VERSION, fingerprint, split, hashlib.sha256(vocab.encode()).hexdigest(),
+                          self.cache_settings()])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return Path(self.hparams.cache_dir) / "tokenized" / f"{split}-{digest}"
+
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process per node before `setup`: tokenize and cache there.
+        stage = self.trainer.state.fn if self.trainer is not None else None
+        self._load_tokenized(self._needed(stage), write=True)
+
+    def _load_tokenized(self, splits: list[str], write: bool = False) -> dict[str, datasets.Dataset]:
+        if not splits:
+            return {}
+        raw, fingerprint = load_source(self.source)
+        out = {}
+        for split in splits:
+            if split not in raw:
+                other = "data.use_unsupervised false" if split == "unsupervised" else "data.test_split validation"
+                raise UserError(
+                    f"data source {self.source!r} has no {split!r} split (it has: {', '.join(raw)}); "
+                    f"fix: point data.source at a source with it, or set {other}"
+                )
+            path = self._cache_path(fingerprint, split)
+            if path.exists():
+                start = time.perf_counter()
+                out[split] = datasets.load_from_disk(str(path))
+                if write:
+                    rank_zero_info(f"reused tokenized {split} from {path} ({time.perf_counter() - start:.2f}s)")
+                continue
+            if not write:
+                raise RuntimeError(f"tokenized cache {path} missing: prepare_data did not run")
+            ds = self._check(raw[split], split)
+            start = time.perf_counter()
+            ds = ds.map(self.tokenize_batch, batched=True, remove_columns=[c for c in ds.column_names if c != "label"],
+                        desc=f"tokenizing {split}")
+            tmp = path.with_name(path.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            ds.save_to_disk(str(tmp))
+            os.replace(tmp, path)  # atomic: a crashed run never leaves a half-written cache
+            rank_zero_info(f"tokenized {split} ({len(ds)} reviews) in {time.perf_counter() - start:.1f}s -> {path}")
+            out[split] = datasets.load_from_disk(str(path))
+        return out
+
+    def _check(self, ds: datasets.Dataset, split: str) -> datasets.Dataset:
+        if len(ds) == 0:
+            raise UserError(f"split {split!r} of {self.source!r} is empty; fix: give it reviews, or point data.source "
+                            "at another source")
+        missing = {"text", "label"} - set(ds.column_names)
+        if missing:
+            raise UserError(
+                f"split {split!r} of {self.source!r} lacks column(s) {sorted(missing)} (it has {ds.column_names}); "
+                "fix: provide a 'text' column with the review and a 'label' column with the class id"
+            )
+        if split != "unsupervised":
+            self.check_labels(ds, split)
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        if stage == "predict":
+            self.splits["predict"] = self._predict_dataset()
+            return
+        tokenized = self._load_tokenized(self._needed(stage))
+        if "train" in tokenized:
+            n_val = hp.val_size if hp.val_size >= 1 else math.ceil(hp.val_size * len(tokenized["train"]))
+            parts = tokenized["train"].train_test_split(test_size=int(n_val), seed=hp.seed)
+            if stage in ("fit", None):  # validate/test: building the training set would be wasted work
+                self.splits["train"] = self.train_set(parts["train"], tokenized)
+            self.splits["validation"] = self.eval_set(take(parts["test"], hp.limit_val))
+            if stage == "test" and hp.test_split == "validation":
+                self.splits["test"] = self.eval_set(take(parts["test"], hp.limit_test))
+        if stage == "test" and hp.test_split != "validation":
+            self.splits["test"] = self.eval_set(take(tokenized[hp.test_split], hp.limit_test))
+
+    def _predict_dataset(self) -> datasets.Dataset:
+        hp = self.hparams
+        texts = list(hp.predict_texts or [])
+        if hp.predict_file:
+            path = Path(hp.predict_file)
+            if not path.is_file():
+                raise UserError(f"predict file {hp.predict_file!r} does not exist: fix data.predict_file")
+            texts += [line for line in read_utf8(path).splitlines() if line.strip()]
+        if not texts:
+            raise UserError("nothing to predict: set data.predict_file (one input per line) or data.predict_texts")
+        ids = self.predict_ids(texts)
+        return datasets.Dataset.from_dict(
+            {"input_ids": ids, "length": [len(x) for x in ids], "idx": list(range(len(texts))), "text": texts}
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        ds, trainer = self.splits["train"], self.trainer
+        sampler = LengthGroupedSampler(ds["length"], self.hparams.batch_size, seed=self.hparams.seed,
+                                       num_replicas=trainer.world_size if trainer else 1,
+                                       rank=trainer.global_rank if trainer else 0)
+        self._train_loader = ResumableLoader(ds.remove_columns("length"), batch_size=self.hparams.batch_size,
+                                             sampler=sampler, collate_fn=self.train_collator(), **self._workers())
+        if self._resume is not None:
+            self._train_loader.load_state_dict(self._resume)
+            self._resume = None
+        return self._train_loader
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits["validation"])
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits["test"])
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits["predict"], Collator(self.tokenizer, self.padding_side))
+
+    def _eval_loader(self, ds: datasets.Dataset, collate_fn=None) -> DataLoader:
+        # Longest first: similar lengths per batch, and memory peaks at the start.
+        ds = ds.sort("length", reverse=True).remove_columns("length")
+        return DataLoader(ds, batch_size=self.eval_batch_size, collate_fn=collate_fn or Collator(self.tokenizer),
+                          **self._workers())
+
+    def _workers(self) -> dict:
+        n = self.hparams.num_workers
+        return {"num_workers": n, "persistent_workers": n > 0}
+
+
+def take(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
+    return ds.select(range(min(n, len(ds)))) if n is not None else ds

@@ -1,0 +1,81 @@
+"""The base of the Hugging Face LightningModules: the model and its tokenizer, AdamW with linear warm-up and
+decay (`transformers.get_scheduler`), and the hooks that callbacks call: `export_model` (what HFExport saves)
+and `finalize_predictions` (what PredictionWriter writes once it holds every row).
+
+A new approach is a subclass in its own file: it loads its model in `load_model` and defines its steps.
+
+To run: python -m src fit --config configs/bert_imdb.yaml
+"""
+
+import lightning as L
+import torch
+from torchmetrics import Metric
+from transformers import PreTrainedModel, get_scheduler
+
+from src.pretrained import load_tokenizer
+
+
+class HFModule(L.LightningModule):
+    """A Hugging Face model (`self.model`) and its tokenizer, trained with AdamW."""
+
+    def __init__(
+        self,
+        model_name: str,
+        learning_rate: float = 5e-5,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.0,
+    ):
+        """
+        Args:
+            model_name: hub id, local folder, .gguf file, or packaged offline model (see src/pretrained.py).
+            learning_rate: peak AdamW learning rate.
+            weight_decay: AdamW weight decay (none on biases and norm weights).
+            warmup_ratio: fraction of the training steps spent warming the learning rate up from 0.
+        """
+        super().__init__()
+        self.save_hyperparameters()  # the subclass's arguments too: they are read in `load_model`
+        self.tokenizer = load_tokenizer(model_name)
+        self.model = self.load_model()
+
+    def load_model(self) -> PreTrainedModel:
+        """The Hugging Face model, built from `self.hparams`."""
+        raise NotImplementedError
+
+    def on_fit_start(self) -> None:
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_metrics()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_metrics()
+
+    def _reset_metrics(self) -> None:
+        # Metric states are made in the current grad mode: `validate` runs in inference mode, validation inside
+        # `fit` does not, and a state made in inference mode cannot be updated outside it.
+        for metric in self.modules():
+            if isinstance(metric, Metric):
+                metric.reset()
+
+    def export_model(self) -> PreTrainedModel:
+        """The model that `HFExport` saves as a Hugging Face folder."""
+        return self.model
+
+    def finalize_predictions(self, rows: list[dict]) -> list[dict]:
+        """Every predicted row, in input order, before it is written; for predictions that need the whole set."""
+        return rows
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": hp.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases and norm weights
+        ]
+        # Fused: one kernel for all parameters; on a 2-core CPU a MiniLM step's update drops from 72 to 16 ms.
+        fused = all(p.device.type in ("cpu", "cuda") for p in params)
+        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, fused=fused)
+        total = self.trainer.estimated_stepping_batches
+        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
+                                  num_training_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
