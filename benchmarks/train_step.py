@@ -6,12 +6,10 @@ fused attention kernel from running. Arms alternate within each round; medians o
 To run: .venv/bin/python benchmarks/train_step.py   (writes outputs/bench/train_step.json)
 """
 
-import json
-import statistics
-import time
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
+from timing import alternate, write  # benchmarks/timing.py, beside this script
 from transformers import AutoModelForSequenceClassification
 
 from src.cli import cpu_has_fast_bf16
@@ -32,32 +30,20 @@ def main(batch: int = 8, length: int = 256, repeats: int = 3) -> dict:
         model = from_pretrained(AutoModelForSequenceClassification, "sentence-transformers/all-MiniLM-L6-v2",
                                 num_labels=2, attention_probs_dropout_prob=dropout)
         models[arm] = (model.train(), torch.optim.AdamW(model.parameters(), lr=1e-5))
-    times = {arm: [] for arm in ARMS}
-    for i in range(repeats + 1):  # the first round warms up and is dropped
-        for arm, (bf16, _) in ARMS.items():
+    def step(arm: str, bf16: bool) -> Callable[[], None]:
+        def run() -> None:
             model, opt = models[arm]
-            start = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = model(input_ids=x, labels=y).loss
             loss.backward()
             opt.step()
             opt.zero_grad()
-            if i:
-                times[arm].append(time.perf_counter() - start)
-    median = {arm: statistics.median(t) for arm, t in times.items()}
-    base = median["fp32, attention dropout 0.1"]
-    result = {
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_has_fast_bf16": cpu_has_fast_bf16(),
-        "threads": torch.get_num_threads(), "batch": batch, "length": length, "median_step_s": median,
-        "speedup_over_fp32_dropout": {arm: base / t for arm, t in median.items()}, "all_step_s": times,
-    }
-    out = Path("outputs/bench/train_step.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    for arm in ARMS:
-        print(f"{arm:40s} {median[arm]:7.2f} s/step  x{base / median[arm]:.2f}")
-    print("->", out)
-    return result
+        return run
+
+    times = alternate({arm: step(arm, bf16) for arm, (bf16, _) in ARMS.items()}, repeats)
+    return write("outputs/bench/train_step.json", times, base="fp32, attention dropout 0.1",
+                 cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu_has_fast_bf16=cpu_has_fast_bf16(),
+                 threads=torch.get_num_threads(), batch=batch, length=length)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,19 @@ from src.pretrained import packaged_path  # noqa: E402
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def fit_ready(dm):
+    """A data module after `prepare_data` and `setup("fit")`, as Lightning leaves it before training."""
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def packed_data(cls, tokenizer: str, source, tmp_path, **kwargs):
+    """A causal- or masked-LM data module over `source` in blocks of 32 tokens, ready to train."""
+    kwargs = {"block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"), **kwargs}
+    return fit_ready(cls(tokenizer=tokenizer, source=str(source), **kwargs))
+
+
 def tiny_args(model: str, source, root, config: str = "configs/bert_imdb.yaml", **overrides) -> list[str]:
     """The command line of a tiny run of `config` (after the subcommand): a tiny model, tiny data, everything
     written under `root`, no progress bar; `overrides` replace or add options (`trainer__max_epochs=2` is

@@ -9,16 +9,11 @@ from src.cli import main
 from src.data import CausalLMDataModule
 from src.data.text import pack
 from src.models import CausalLM
-from tests.conftest import tiny_args
+from tests.conftest import packed_data, tiny_args
 
 
 def lm_data(model, imdb_dir, tmp_path, **kwargs) -> CausalLMDataModule:
-    kwargs = {"block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"),
-              **kwargs}
-    dm = CausalLMDataModule(tokenizer=model, source=str(imdb_dir), **kwargs)
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
+    return packed_data(CausalLMDataModule, model, imdb_dir, tmp_path, **kwargs)
 
 
 def prompts(module: CausalLM, texts: list[str]) -> dict:

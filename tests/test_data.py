@@ -11,18 +11,12 @@ from src.data.sampler import LengthGroupedSampler
 from src.data.sources import load_source
 from src.data.text import clean, tokenize
 from src.errors import UserError
-from tests.conftest import make_split
+from tests.conftest import fit_ready, make_split
 
 
 def datamodule(tiny_bert, source, tmp_path, **kwargs) -> ClassificationDataModule:
     kwargs = {"val_size": 16, "batch_size": 8, "max_length": 64, "cache_dir": str(tmp_path / "cache"), **kwargs}
     return ClassificationDataModule(tokenizer=tiny_bert, source=str(source), **kwargs)
-
-
-def fit_ready(dm: ClassificationDataModule) -> ClassificationDataModule:
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
 
 
 @pytest.mark.parametrize("ext", ["parquet", "csv", "jsonl"])

@@ -9,16 +9,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from src.cli import main
 from src.data import MaskedLMDataModule
 from src.models import MaskedLM
-from tests.conftest import tiny_args
+from tests.conftest import packed_data, tiny_args
 
 
 def mlm_data(tokenizer, imdb_dir, tmp_path, **kwargs) -> MaskedLMDataModule:
-    kwargs = {"block_size": 32, "val_size": 16, "batch_size": 4, "cache_dir": str(tmp_path / "c"),
-              **kwargs}
-    dm = MaskedLMDataModule(tokenizer=tokenizer, source=str(imdb_dir), **kwargs)
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
+    return packed_data(MaskedLMDataModule, tokenizer, imdb_dir, tmp_path, **kwargs)
 
 
 def masked_sample(dm: MaskedLMDataModule, draws: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -2,17 +2,20 @@
 decay (`transformers.get_scheduler`), and the hooks that callbacks call: `export_model` (what HFExport saves)
 and `finalize_predictions` (what PredictionWriter writes once it holds every row).
 
-A new approach is a subclass in its own file: it loads its model in `load_model` and defines its steps.
+A new approach is a subclass in its own file: it loads its model in `load_model` and defines `_common_step`, which
+the training, validation and test steps call with their stage.
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
 import lightning as L
 import torch
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric
 from transformers import PreTrainedModel, get_scheduler
 
 from src.pretrained import load_tokenizer
+
+EVAL_STAGES = ("val", "test")
 
 
 class HFModule(L.LightningModule):
@@ -36,10 +39,30 @@ class HFModule(L.LightningModule):
         self.save_hyperparameters()  # the subclass's arguments too: they are read in `load_model`
         self.tokenizer = load_tokenizer(model_name)
         self.model = self.load_model()
+        self.losses = torch.nn.ModuleDict({stage: MeanMetric() for stage in EVAL_STAGES})
 
     def load_model(self) -> PreTrainedModel:
         """The Hugging Face model, built from `self.hparams`."""
         raise NotImplementedError
+
+    def _common_step(self, batch: dict, stage: str):
+        """The loss of a batch (`stage` is train, val or test); evaluation stages update and log their metrics."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, batch_idx: int):
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        return self._common_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int):
+        return self._common_step(batch, "test")
+
+    def log_loss(self, stage: str, loss: torch.Tensor, weight: int) -> None:
+        """Log `{stage}/loss` as the epoch's mean: `loss` is the mean over `weight` examples (or tokens)."""
+        self.losses[stage].update(loss, weight=weight)
+        # Metric objects, not numbers: Lightning computes them over the whole epoch (and all processes).
+        self.log(f"{stage}/loss", self.losses[stage], prog_bar=True)
 
     def on_fit_start(self) -> None:
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds

@@ -10,10 +10,9 @@ To run: python -m src fit --config configs/gpt_finetune_imdb.yaml
 import copy
 
 import torch
-from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
-from src.models.base import HFModule
+from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import PerplexityFromLoss
 from src.pretrained import from_pretrained
 
@@ -52,8 +51,7 @@ class CausalLM(HFModule):
             **kwargs: the optimizer settings of `HFModule`: learning_rate, weight_decay, warmup_ratio.
         """
         super().__init__(model_name, **kwargs)
-        self.losses = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
-        self.ppl = torch.nn.ModuleDict({"val": PerplexityFromLoss(), "test": PerplexityFromLoss()})
+        self.ppl = torch.nn.ModuleDict({stage: PerplexityFromLoss() for stage in EVAL_STAGES})
         sampling, tok = temperature > 0, self.tokenizer
         self.generation_config = GenerationConfig(
             max_new_tokens=max_new_tokens, do_sample=sampling, num_return_sequences=num_return_sequences,
@@ -85,20 +83,10 @@ class CausalLM(HFModule):
             self.log("train/loss", loss, prog_bar=True)
             return loss
         # Packed blocks are all full, so a mean over blocks is a mean over tokens.
-        for metric in (self.losses[stage], self.ppl[stage]):
-            metric.update(loss, weight=len(batch["input_ids"]))
-        self.log(f"{stage}/loss", self.losses[stage], prog_bar=True)
+        self.log_loss(stage, loss, weight=len(batch["input_ids"]))
+        self.ppl[stage].update(loss, weight=len(batch["input_ids"]))
         self.log(f"{stage}/ppl", self.ppl[stage], prog_bar=True)
         return loss
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "test")
 
     def generate(self, prompts: list[str], generation_config: GenerationConfig | None = None) -> list[str]:
         """Continuations of `prompts` (without the prompts), one batch, greedy unless the config samples."""

@@ -9,14 +9,11 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from src.models.base import HFModule
+from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
-
-STAGES = ("val", "test")
 
 
 class SequenceClassifier(HFModule):
@@ -38,8 +35,7 @@ class SequenceClassifier(HFModule):
         """
         super().__init__(model_name, **kwargs)
         n = len(label_names)
-        self.metrics = nn.ModuleDict({s: classification_metrics(n).clone(prefix=f"{s}/") for s in STAGES})
-        self.losses = nn.ModuleDict({s: MeanMetric() for s in STAGES})
+        self.metrics = nn.ModuleDict({s: classification_metrics(n).clone(prefix=f"{s}/") for s in EVAL_STAGES})
 
     def load_model(self) -> PreTrainedModel:
         names = self.hparams.label_names
@@ -61,20 +57,9 @@ class SequenceClassifier(HFModule):
             return {"loss": loss}
         probs = logits.softmax(-1)
         self.metrics[stage].update(class_scores(probs), batch["labels"])
-        self.losses[stage].update(loss, weight=len(logits))
-        # Metric objects, not numbers: Lightning computes them over the whole epoch (and all ranks).
         self.log_dict(self.metrics[stage], prog_bar=stage == "val")
-        self.log(f"{stage}/loss", self.losses[stage])
-        return {"loss": loss, "probs": probs}
-
-    def training_step(self, batch: dict, batch_idx: int) -> dict:
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> dict:
-        return self._common_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> dict:
-        return self._common_step(batch, "test")
+        self.log_loss(stage, loss, weight=len(logits))
+        return {"loss": loss, "probs": probs}  # the probabilities feed src.callbacks.ClassificationReport
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         probs = self(batch).float().softmax(-1)

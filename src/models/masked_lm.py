@@ -12,15 +12,12 @@ To run: python -m src fit --config configs/mlm_imdb.yaml
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel
 
-from src.models.base import HFModule
+from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import PerplexityFromLoss
 from src.pretrained import from_pretrained
-
-STAGES = ("val", "test")
 
 
 class MaskedLM(HFModule):
@@ -49,10 +46,9 @@ class MaskedLM(HFModule):
         self.head_name = next((n for n in ("cls", "lm_head") if isinstance(getattr(self.model, n, None), nn.Module)),
                               None)
         vocab = self.model.config.vocab_size
-        self.losses = nn.ModuleDict({s: MeanMetric() for s in STAGES})
-        self.ppl = nn.ModuleDict({s: PerplexityFromLoss() for s in STAGES})
+        self.ppl = nn.ModuleDict({s: PerplexityFromLoss() for s in EVAL_STAGES})
         self.accuracy = nn.ModuleDict(
-            {s: MulticlassAccuracy(vocab, average="micro", ignore_index=-100, validate_args=False) for s in STAGES}
+            {s: MulticlassAccuracy(vocab, average="micro", ignore_index=-100, validate_args=False) for s in EVAL_STAGES}
         )
 
     def load_model(self) -> PreTrainedModel:
@@ -84,21 +80,11 @@ class MaskedLM(HFModule):
         if stage == "train":
             self.log("train/loss", loss, prog_bar=True)
             return loss
-        for metric in (self.losses[stage], self.ppl[stage]):  # means over every masked token of the epoch
-            metric.update(loss, weight=len(targets))
+        self.log_loss(stage, loss, weight=len(targets))  # means over every masked token of the epoch
+        self.ppl[stage].update(loss, weight=len(targets))
         self.accuracy[stage].update(logits.argmax(-1), targets)
-        self.log_dict({f"{stage}/loss": self.losses[stage], f"{stage}/ppl": self.ppl[stage],
-                       f"{stage}/acc": self.accuracy[stage]}, prog_bar=stage == "val")
+        self.log_dict({f"{stage}/ppl": self.ppl[stage], f"{stage}/acc": self.accuracy[stage]}, prog_bar=stage == "val")
         return loss
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """The `top_k` likeliest tokens, with probabilities, at each mask token of each text."""

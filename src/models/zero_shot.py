@@ -20,11 +20,11 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from src.data.text import tokenize
-from src.models.base import HFModule
+from src.errors import UserError
+from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
 
-STAGES = ("val", "test")
 CALIBRATIONS = ("none", "content_free", "unlabelled")
 
 
@@ -61,7 +61,7 @@ class ZeroShotClassifier(HFModule):
         n = len(label_words)
         self.metrics = nn.ModuleDict({
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
-            for s in STAGES for kind in ("main", *CALIBRATIONS)
+            for s in EVAL_STAGES for kind in ("main", *CALIBRATIONS)
         })
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
         self._scores: list[torch.Tensor] = []
@@ -130,6 +130,8 @@ class ZeroShotClassifier(HFModule):
         return balance(raw) if calibration == "unlabelled" else raw
 
     def _common_step(self, batch: dict, stage: str) -> None:
+        if stage == "train":
+            raise UserError("the zero-shot classifier trains nothing: run validate, test or predict instead of fit")
         raw = self(batch)
         for kind in ("none", "content_free"):  # per-batch calibrations: metrics update as we go
             self._update(f"{stage}_{kind}", self.calibrate(raw, kind), batch["labels"])
@@ -156,14 +158,8 @@ class ZeroShotClassifier(HFModule):
             self._update(key, self.calibrate(scores, "unlabelled"), labels)
             self.log_dict(self.metrics[key])
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._common_step(batch, "val")
-
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._common_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
