@@ -202,3 +202,11 @@ def test_every_argument_has_help_from_the_docstring(cls):
            if p != "self" and v.kind is not v.VAR_KEYWORD]
     assert set(own) <= set(entries)  # **kwargs are resolved to the base class's arguments, documented there
     assert [p for p, doc in entries.items() if not doc.strip()] == []
+
+
+def test_the_private_torch_cpu_probes_still_exist():
+    """src/cli.py's one private use (torch has no public bf16 CPU probe): an upgrade that renames them fails here."""
+    import torch
+
+    assert isinstance(torch.cpu._is_avx512_bf16_supported(), bool)
+    assert isinstance(torch.cpu._is_amx_tile_supported(), bool)

@@ -1,3 +1,4 @@
+import itertools
 import random
 import statistics
 
@@ -201,3 +202,17 @@ def test_length_grouped_sampler_shards_global_batches_and_resumes_mid_epoch():
     assert list(sampler) == full  # once: the next pass starts from the top
     sampler.skip_batches(epoch=1, batches=5)
     assert list(sampler) == full  # a skip for another epoch does not apply
+
+
+def test_the_training_loader_saves_and_restores_its_place_in_the_epoch(tiny_bert, imdb_dir, tmp_path):
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, batch_size=8))  # 80 reviews: 10 batches
+    full = [b["input_ids"] for b in dm.train_dataloader()]
+    assert dm.state_dict() == {"epoch": 1, "batches_done": 0}  # a whole epoch done: resume at the next one
+    loader = dm.train_dataloader()
+    seen = [b["input_ids"] for b in itertools.islice(loader, 3)]  # as training stopped after 3 steps
+    state = dm.state_dict()
+    assert state == {"epoch": 0, "batches_done": 3} and all(a.equal(b) for a, b in zip(seen, full))
+    resumed = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, batch_size=8))
+    resumed.load_state_dict(state)  # as Lightning does from a checkpoint, before it asks for the loader
+    rest = [b["input_ids"] for b in resumed.train_dataloader()]
+    assert len(rest) == 7 and all(a.equal(b) for a, b in zip(rest, full[3:]))
