@@ -131,3 +131,7 @@ def test_fit_then_generate_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
     (out,) = (tmp_path / "runs" / "gpt_generate").glob("*/generations.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt"] for r in rows] == ["one", "two two"] and all(r["new_tokens"] <= 3 for r in rows)
+    from src.api import load
+
+    generated = load(run).predict(["one", "two two"])  # the fine-tuned run, greedy, from Python
+    assert [r["prompt"] for r in generated] == ["one", "two two"] and all(r["new_tokens"] >= 1 for r in generated)

@@ -18,9 +18,16 @@ from tests.conftest import tiny_args
 def fitted(tiny_bert, imdb_dir, tmp_path_factory) -> tuple[Path, list[str]]:
     tmp = tmp_path_factory.mktemp("cli")
     args = tiny_args(tiny_bert, imdb_dir, tmp)
-    main(["fit", *args, "--trainer.max_epochs", "2", "--trainer.callbacks+=src.callbacks.HFExport"])
+    main(["fit", *args, "--trainer.max_epochs", "2"])
     (run,) = (tmp / "runs" / "bert_imdb").iterdir()
     return run, args
+
+
+def predict_rows(args: list[str], ckpt, texts: list[str], out: Path) -> list[dict]:
+    """`predict` of `texts` from `ckpt`, written to `out/predictions.jsonl`, read back."""
+    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(texts),
+          "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={out}"])
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 
 
 def test_fit_writes_config_checkpoints_and_tensorboard_scalars(fitted):
@@ -57,10 +64,7 @@ def test_exported_folders_give_the_checkpoints_predictions_in_a_pipeline(fitted,
     texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     for kind, ckpt in (("last", run / "checkpoints" / "last.ckpt"), ("best", best)):
-        out = tmp_path / kind
-        main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(texts),
-              "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={out}"])
-        rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        rows = predict_rows(args, ckpt, texts, tmp_path / kind)
         classify = pipeline("text-classification", model=str(run / "export" / kind), top_k=None)
         for row, scores in zip(rows, classify(texts)):
             by_name = {s["label"]: s["score"] for s in scores}
@@ -210,3 +214,26 @@ def test_the_private_torch_cpu_probes_still_exist():
 
     assert isinstance(torch.cpu._is_avx512_bf16_supported(), bool)
     assert isinstance(torch.cpu._is_amx_tile_supported(), bool)
+
+
+def test_the_python_api_predicts_what_predict_writes(fitted, tmp_path):
+    from src.api import load
+
+    run, args = fitted
+    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
+    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
+    expected = predict_rows(args, ckpt, texts, tmp_path)
+    for source in (run, ckpt):  # a run folder means its best checkpoint
+        rows = load(source, batch_size=3).predict(texts)
+        assert [r["label_name"] for r in rows] == [r["label_name"] for r in expected]
+        for got, want in zip(rows, expected):
+            assert got["text"] == want["text"]
+            assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+
+
+def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
+    from src.api import load
+    from src.errors import UserError
+
+    with pytest.raises(UserError, match="neither a checkpoint nor a run folder"):
+        load(tmp_path)

@@ -81,8 +81,7 @@ def test_one_image_per_validation(run_dir):
 
 
 def test_fit_ends_with_a_summary(tiny_bert, imdb_dir, tmp_path, capsys):
-    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs=1),
-          "--trainer.callbacks+=src.callbacks.HFExport"])
+    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs=1)])
     out = capsys.readouterr().out
     summary = out[out.index("fit done after 5 optimizer steps"):]
     for line in ("best checkpoint: ", "(val/acc = ", "last checkpoint: ", "logs: ", "export: "):

@@ -1,0 +1,71 @@
+"""Use a trained run from Python: load a run folder or a checkpoint, then classify texts (or generate, or fill
+masks: whatever the run's module predicts), with the same tokenization and the same rows as `python -m src predict`.
+
+To run:
+    from src.api import load
+    model = load("outputs/bert_imdb/version_0")         # a run folder (its best checkpoint) or a .ckpt file
+    model.predict(["A moving, funny film.", "Two hours I will never get back."])
+"""
+
+import importlib
+from pathlib import Path
+
+import torch
+
+from src.data.base import ReviewDataModule
+from src.data.collate import Collator
+from src.errors import UserError
+from src.models.base import HFModule
+
+
+class Predictor:
+    """A trained module and the data settings it was trained with, ready to predict on texts."""
+
+    def __init__(self, module: HFModule, data: ReviewDataModule, batch_size: int = 32):
+        self.module, self.data, self.batch_size = module.eval(), data, batch_size
+        self.collate = Collator(data.tokenizer, data.padding_side)
+
+    @torch.inference_mode()
+    def predict(self, texts: list[str]) -> list[dict]:
+        """One row per text (per generated sequence, for a causal LM), in input order, as `predict` writes them."""
+        ids = self.data.predict_ids(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # similar lengths per batch: little padding
+        rows = []
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            batch = self.collate([{"input_ids": ids[i], "idx": i, "text": texts[i]} for i in chosen])
+            batch = {k: v.to(self.module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            out = self.module.predict_step(batch, start // self.batch_size)
+            rows += [dict(zip(out, values)) for values in zip(*out.values())]
+        return self.module.finalize_predictions(sorted(rows, key=lambda row: row["id"]))
+
+
+def load(path: str | Path, device: str = "cpu", batch_size: int = 32) -> Predictor:
+    """A `Predictor` from a run folder (its best checkpoint, else last.ckpt) or a checkpoint file of this project."""
+    ckpt = _checkpoint(Path(path))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    module = _build(state.get("hyper_parameters", {}), HFModule, ckpt)
+    module.load_state_dict(state["state_dict"])
+    data = _build(state.get("datamodule_hyper_parameters", {}), ReviewDataModule, ckpt)
+    return Predictor(module.to(device), data, batch_size)
+
+
+def _checkpoint(path: Path) -> Path:
+    if path.is_file():
+        return path
+    found = sorted((path / "checkpoints").glob("best*.ckpt")) or sorted((path / "checkpoints").glob("last.ckpt"))
+    if not found:
+        raise UserError(f"{path} is neither a checkpoint nor a run folder with checkpoints/best*.ckpt or last.ckpt; "
+                        "fix: pass outputs/<recipe>/version_N or a .ckpt file")
+    return found[-1]
+
+
+def _build(hparams: dict, base: type, ckpt: Path):
+    """The class a checkpoint's hyperparameters name (LightningCLI records it), built with those hyperparameters."""
+    class_path = hparams.get("_class_path")
+    if class_path is None:
+        raise UserError(f"{ckpt} does not say which {base.__name__} made it (no _class_path): it was not written by "
+                        "python -m src fit; fix: pass a checkpoint of this project")
+    module, name = class_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**{k: v for k, v in hparams.items() if not k.startswith("_")})
