@@ -5,8 +5,10 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
 import argparse
+import logging
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,7 +16,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from src.callbacks import RunSummary, StopOnNonFiniteLoss, Throughput
+from src.callbacks import ProgressLines, RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import ReviewDataModule
 from src.errors import UserError
 from src.models import HFModule
@@ -38,9 +40,11 @@ class CLI(LightningCLI):
         # The data module tokenizes with the model's own tokenizer.
         parser.link_arguments("model.init_args.model_name", "data.init_args.tokenizer")
         # Always on, whatever the config's callbacks: a NaN loss stops the run before it breaks the weights;
-        # throughput is logged; a fit ends with its summary (and the hparams with final metrics in TensorBoard).
+        # throughput is logged; a log file gets progress lines; a fit ends with its summary (and the hparams with
+        # final metrics in TensorBoard).
         parser.add_lightning_class_args(StopOnNonFiniteLoss, "stop_on_non_finite_loss")
         parser.add_lightning_class_args(Throughput, "throughput")
+        parser.add_lightning_class_args(ProgressLines, "progress_lines")
         parser.add_lightning_class_args(RunSummary, "run_summary")
 
     def parse_arguments(self, parser, args) -> None:
@@ -97,8 +101,17 @@ def _resume_last(trainer) -> str | None:
     return str(found[-1])
 
 
+def quiet_third_party_notes() -> None:
+    """Keep the console to what matters for this project's runs: Lightning's advertisement for its cloud logger, and
+    two warnings Lightning raises from its own code about its own code, are dropped."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
+
+
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
     """The CLI on `args` (default: the command line); `run=False` only builds the objects (no subcommand)."""
+    quiet_third_party_notes()
     try:
         return CLI(
             HFModule,

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.utilities import rank_zero_info
 from transformers import AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from src.errors import UserError
 
@@ -54,6 +56,12 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
 def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
     """`auto_cls.from_pretrained` for any name `resolve` accepts, with a one-line error when it fails."""
     path, extra = resolve(name)
+    is_model = auto_cls.__name__.startswith("AutoModel")
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    if is_model:  # transformers' load report and progress bar become one plain line below
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+        kwargs["output_loading_info"] = True
     try:
         loaded = auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
     except OSError as err:
@@ -66,6 +74,17 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
             f"({'offline: HF_HUB_OFFLINE is set' if offline else 'not found or unreachable'}); "
             "fix: give a local model folder or .gguf path, or a hub id while online"
         ) from None
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+    if is_model:
+        loaded, info = loaded
+        if info.get("missing_keys"):
+            new = sorted(info["missing_keys"])
+            listed = ", ".join(new[:4]) + (", ..." if len(new) > 4 else "")
+            rank_zero_info(f"{type(loaded).__name__}: {len(new)} weights are not in {name} and start random, to be "
+                           f"trained by fit (expected for a new head): {listed}")
     quantizer = getattr(loaded, "hf_quantizer", None)
     if "gguf_file" in extra and quantizer is not None and all(p.is_floating_point() for p in loaded.parameters()):
         # The GGUF weights were de-quantized to plain floats on load, but the model is still marked

@@ -237,3 +237,17 @@ def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
 
     with pytest.raises(UserError, match="neither a checkpoint nor a run folder"):
         load(tmp_path)
+
+
+def test_a_fit_into_a_log_file_prints_progress_lines_and_plain_notes(tiny_bert, imdb_dir, tmp_path, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs=1,
+                            progress_lines__every_n_steps=2)])  # pytest's stdout is no terminal, as a log file
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == ["2/5", "4/5"]
+    assert all("loss" in line and "samples/s" in line and "left" in line for line in steps)
+    assert "validation at step 5: val/acc" in out
+    assert "litlogger" not in " ".join(r.getMessage() for r in caplog.records)

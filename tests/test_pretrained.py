@@ -44,3 +44,16 @@ def test_unknown_model_offline_says_what_was_tried():
     message = str(err.value)
     assert "\n" not in message
     assert "local folder" in message and "packaged" in message and "HF_HUB_OFFLINE" in message
+
+
+def test_a_new_head_is_one_plain_note_not_a_load_report(tiny_bert, caplog, capsys):
+    import logging
+
+    from transformers import AutoModelForMaskedLM
+
+    caplog.set_level(logging.INFO)
+    from_pretrained(AutoModelForMaskedLM, tiny_bert)  # the tiny classifier has no masked-LM head
+    notes = [r.getMessage() for r in caplog.records if "start random" in r.getMessage()]
+    assert len(notes) == 1 and "BertForMaskedLM" in notes[0] and "cls.predictions" in notes[0]
+    captured = capsys.readouterr()
+    assert "LOAD REPORT" not in captured.out + captured.err + " ".join(r.getMessage() for r in caplog.records)

@@ -2,6 +2,7 @@
 
 - checkpointing.py: the resume checkpoint (steps, epoch ends, SIGTERM; RNG state), the non-finite-loss stop
 - throughput.py: samples/s, tokens/s, TFLOP/s and MFU
+- progress.py: progress as plain lines in a log file
 - reports.py: confusion matrix, precision-recall curve, worst mistakes, generation samples in TensorBoard
 - predictions.py: predictions written to the run folder
 - export.py: Hugging Face folders after fit
@@ -13,9 +14,10 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 from src.callbacks.checkpointing import ResumeCheckpoint, StopOnNonFiniteLoss
 from src.callbacks.export import HFExport
 from src.callbacks.predictions import PredictionWriter
+from src.callbacks.progress import ProgressLines
 from src.callbacks.reports import ClassificationReport, GenerationSample
 from src.callbacks.summary import RunSummary
 from src.callbacks.throughput import Throughput
 
 __all__ = ["ResumeCheckpoint", "StopOnNonFiniteLoss", "HFExport", "PredictionWriter", "ClassificationReport",
-           "GenerationSample", "RunSummary", "Throughput"]
+           "GenerationSample", "ProgressLines", "RunSummary", "Throughput"]

@@ -45,7 +45,8 @@ class ResumeCheckpoint(Checkpoint):
 
     def _save(self, trainer: L.Trainer) -> None:
         if self._saved_at != trainer.global_step:
-            trainer.save_checkpoint(self.path)  # every process calls it: under DDP it is a collective
+            # Every process calls it (under DDP it is a collective); a full checkpoint: weights, optimizer, loops.
+            trainer.save_checkpoint(self.path, weights_only=False)
             self._saved_at = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,

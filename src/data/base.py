@@ -252,7 +252,8 @@ class ReviewDataModule(L.LightningDataModule):
 
     def _eval_loader(self, ds: datasets.Dataset, collate_fn=None) -> DataLoader:
         # Longest first: similar lengths per batch, and memory peaks at the start.
-        ds = ds.sort("length", reverse=True).remove_columns("length")
+        lengths = ds["length"]
+        ds = ds.select(sorted(range(len(ds)), key=lambda i: -lengths[i])).remove_columns("length")
         return DataLoader(ds, batch_size=self.eval_batch_size, collate_fn=collate_fn or Collator(self.tokenizer),
                           **self._workers())
 

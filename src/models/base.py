@@ -64,8 +64,9 @@ class HFModule(L.LightningModule):
         # Metric objects, not numbers: Lightning computes them over the whole epoch (and all processes).
         self.log(f"{stage}/loss", self.losses[stage], prog_bar=True)
 
-    def on_fit_start(self) -> None:
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps the modes it finds
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # before the model summary: from_pretrained returns eval mode, and Lightning keeps it
+            self.model.train()
 
     def on_validation_epoch_start(self) -> None:
         self._reset_metrics()

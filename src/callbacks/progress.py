@@ -1,0 +1,58 @@
+"""Progress as plain lines when the output is not a terminal (a log file, CI): Lightning's progress bar redraws
+one line in place, which a file only receives at the end.
+
+To run: on in every fit (src/cli.py adds it): python -m src fit --config configs/bert_imdb.yaml > fit.log 2>&1
+"""
+
+import sys
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+class ProgressLines(Callback):
+    """Every `every_n_steps` steps a line with step, loss, training samples/s, elapsed time and time left; after each
+    validation a line with its metrics."""
+
+    def __init__(self, every_n_steps: int = 50, on_terminal: bool = False):
+        """
+        Args:
+            every_n_steps: a line after every this many optimizer steps.
+            on_terminal: print the lines on a terminal too (where the progress bar already shows this).
+        """
+        self.every_n_steps, self.on_terminal = every_n_steps, on_terminal
+        self.active, self.start, self.in_validation, self.validating_since, self.samples = False, 0.0, 0.0, None, 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.active = trainer.is_global_zero and (self.on_terminal or not sys.stdout.isatty())
+        self.start, self.in_validation, self.samples = time.perf_counter(), 0.0, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        self.samples += len(batch["input_ids"]) * trainer.world_size
+        step = trainer.global_step
+        if not self.active or step % self.every_n_steps:
+            return
+        elapsed = time.perf_counter() - self.start
+        total = trainer.estimated_stepping_batches
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        rate = self.samples / max(elapsed - self.in_validation, 1e-9)
+        print(f"step {step}/{total}  loss {float(loss):.4f}  {rate:.1f} samples/s  elapsed {_clock(elapsed)}  "
+              f"left {_clock(elapsed / step * (total - step))}", flush=True)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validating_since = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.validating_since is not None and trainer.state.fn == "fit":
+            self.in_validation += time.perf_counter() - self.validating_since
+        if self.active and not trainer.sanity_checking:
+            metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items())
+                                if k.startswith("val/"))
+            print(f"validation at step {trainer.global_step}: {metrics}", flush=True)
