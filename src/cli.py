@@ -75,6 +75,8 @@ class CLI(LightningCLI):
             # Our checkpoints hold tensors and plain values only: never unpickle arbitrary objects from one.
             config.weights_only = True
         trainer = config.trainer
+        if self.subcommand in ("validate", "test", "predict") and config.get("ckpt_path"):
+            _log_beside_checkpoint(trainer, Path(config.ckpt_path), self.subcommand)
         on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
         if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_has_fast_bf16():
             # Measured on an AVX2-only CPU: bf16 autocast made a MiniLM training step ~20x slower than fp32.
@@ -83,6 +85,16 @@ class CLI(LightningCLI):
                 "fp32, so this run uses 32-true (GPUs and bf16 CPUs keep the configured precision)"
             )
             trainer.precision = "32-true"
+
+
+def _log_beside_checkpoint(trainer, ckpt: Path, subcommand: str) -> None:
+    """`validate`, `test` and `predict` of a run's checkpoint write into `<run folder>/<subcommand>/version_N` (metrics,
+    predictions), beside the run they evaluate, instead of opening an unrelated new run."""
+    logger = trainer.get("logger")
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if init is None or ckpt.parent.name != "checkpoints" or not (ckpt.parent.parent / "config.yaml").is_file():
+        return  # no logger to point, or not a checkpoint inside a run folder
+    init.save_dir, init.name, init.version = str(ckpt.parent.parent), subcommand, None
 
 
 def _resume_last(trainer) -> str | None:

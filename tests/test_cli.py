@@ -50,7 +50,10 @@ def test_validate_test_and_predict_from_a_checkpoint(fitted, tmp_path):
     main(["test", *args, "--ckpt_path", ckpt, "--data.test_split", "validation"])
     texts = ["I loved this movie! It was amazing.", "A dull film.", "wonderful"]
     main(["predict", *args, "--ckpt_path", ckpt, "--data.predict_texts", json.dumps(texts)])
-    (out,) = (run.parent).glob("version_*/predictions.jsonl")
+    (out,) = (run / "predict").glob("version_*/predictions.jsonl")  # beside the run the checkpoint came from
+    folders = sorted(p.name for p in run.iterdir() if p.is_dir())
+    assert folders == ["checkpoints", "export", "predict", "test", "validate"]
+    assert [p.name for p in run.parent.iterdir()] == [run.name]  # no unrelated new run folders
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in rows] == texts and [r["id"] for r in rows] == [0, 1, 2]
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 and r["label"] in (0, 1) for r in rows)
@@ -167,7 +170,7 @@ def test_empty_missing_and_huge_reviews_are_handled(tiny_bert, imdb_dir, tmp_pat
     main(["fit", *args, "--trainer.max_steps", "2", "--data.val_size", "0.5"])
     ckpt = next((tmp_path / "runs").glob("bert_imdb/*/checkpoints/last.ckpt"))
     main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(["", huge, "fine"])])
-    (out,) = (tmp_path / "runs").glob("bert_imdb/*/predictions.jsonl")
+    (out,) = (tmp_path / "runs").glob("bert_imdb/*/predict/*/predictions.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in rows] == ["", huge, "fine"] and all(r["label"] in (0, 1) for r in rows)
 

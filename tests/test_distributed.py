@@ -30,7 +30,11 @@ def run(sub: str, tiny_bert: str, imdb_dir: Path, root: Path, name: str, process
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "src", *args], capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = (root / name).iterdir()
+    if "--ckpt_path" in extra:  # validate/predict of a checkpoint log beside its run: <run>/<sub>/version_N
+        ckpt = Path(extra[list(extra).index("--ckpt_path") + 1])
+        run_dir = max((ckpt.parents[1] / sub).iterdir(), key=lambda p: p.stat().st_mtime)
+    else:
+        (run_dir,) = (root / name).iterdir()
     if sub == "predict":
         return run_dir, [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     events = EventAccumulator(str(run_dir))

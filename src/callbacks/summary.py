@@ -1,5 +1,6 @@
 """Sum up a fit: its hyperparameters with the final and best metrics in TensorBoard's HPARAMS tab, and a
-closing message with the best and last checkpoints, the log folder and the exports.
+closing message with the best and last checkpoints, the log folder and the exports; after validate and test, where
+their metrics went.
 
 To run: on in every fit (src/cli.py adds it).
 """
@@ -42,3 +43,9 @@ class RunSummary(Callback):
             lines.append(f"  logs:            {log_dir}  (tensorboard --logdir {log_dir})")
         lines += [f"  export:          {root}/{{best,last}}" for root in exports]
         print("\n".join(lines), flush=True)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage in ("validate", "test") and trainer.logger is not None:
+            log_dir = trainer.log_dir  # a collective call under DDP: every process asks, only rank 0 prints
+            if trainer.is_global_zero:
+                print(f"{stage} done: metrics logged to {log_dir}  (tensorboard --logdir {log_dir})", flush=True)
