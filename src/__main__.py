@@ -1,6 +1,15 @@
-"""To run: python -m src fit --config configs/bert_imdb.yaml"""
+"""To run: python -m src fit --config configs/bert_imdb.yaml
+        python -m src serve outputs/bert_imdb/version_0   (HTTP, see src/serve.py)
+"""
 
-from src.cli import main
+import sys
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["serve"]:
+        from src.serve import main as serve
+
+        serve(sys.argv[2:])
+    else:
+        from src.cli import main
+
+        main()

@@ -21,7 +21,7 @@ def test_the_readme_has_commands_for_every_task():
     for config in ("bert_imdb", "gpt_generate", "gpt_zeroshot_imdb", "gpt_finetune_imdb", "mlm_imdb",
                    "bert_imdb/adapted", "mlm_scratch_imdb", "strategies/ddp"):
         assert f"configs/{config}.yaml" in text, config
-    for sub in ("fit", "validate", "test", "predict"):
+    for sub in ("fit", "validate", "test", "predict", "serve"):
         assert f"-m src {sub} " in text, sub
 
 
@@ -29,6 +29,11 @@ def test_the_readme_has_commands_for_every_task():
 def test_readme_command_parses(command, capsys):
     args = shlex.split(command, comments=True)
     args = args[args.index("src") + 1 :]
+    if args[0] == "serve":  # not a LightningCLI subcommand: its own parser must accept the line
+        from src.serve import arguments
+
+        assert arguments().parse_args(args[1:]).run
+        return
     if args in (["--help"], [args[0], "--help"]) or "--print_config" in args:
         args = [a for a in args if a != "--print_config"]
         if "--help" in args:

@@ -1,0 +1,84 @@
+"""Serve a trained run over HTTP with LitServe: `POST /predict` with `{"text": "<review>"}` answers the row `predict`
+writes for it (label, label name and probabilities for a classifier; the generation for a causal LM). Concurrent
+requests are batched. A bad request gets a 4xx with a one-line reason, and the server keeps serving.
+
+To run: python -m src serve outputs/bert_imdb/version_0 --port 8000
+        curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"text": "A moving, funny film."}'
+"""
+
+import argparse
+import sys
+
+import litserve as ls
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from src.api import load
+from src.errors import UserError
+
+
+class Review(BaseModel):
+    """The request body: one text (a review for a classifier, a prompt for a causal LM)."""
+
+    text: str
+
+
+async def one_line_error(request: Request, err: RequestValidationError) -> JSONResponse:
+    """FastAPI's validation errors (not JSON, no `text`, not a string) as a 400 with one line."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"][1:] if part != 0) or "body"
+    return JSONResponse({"detail": f'{where}: {first["msg"]}; send {{"text": "<review>"}}'}, status_code=400)
+
+
+class RunAPI(ls.LitAPI):
+    """One text per request; LitServe gathers concurrent requests into one `predict` call."""
+
+    def __init__(self, run: str, max_chars: int, **kwargs):
+        super().__init__(**kwargs)
+        self.run, self.max_chars = run, max_chars
+
+    def setup(self, device: str) -> None:
+        self.predictor = load(self.run, device=device)
+
+    def decode_request(self, request: Review) -> str:
+        text = request.text  # FastAPI checked the body's shape (see one_line_error)
+        if len(text) > self.max_chars:
+            raise HTTPException(413, f'"text" has {len(text)} characters; at most {self.max_chars} are accepted')
+        return text
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        return self.predictor.predict(texts)
+
+    def encode_response(self, row: dict) -> dict:
+        return row
+
+
+def arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a run folder (its best checkpoint) or a checkpoint file")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--accelerator", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--max_batch_size", type=int, default=16, help="most concurrent requests in one batch")
+    parser.add_argument("--batch_timeout", type=float, default=0.05, help="seconds to wait for a batch to fill")
+    parser.add_argument("--max_chars", type=int, default=100_000, help="longest text accepted")
+    parser.add_argument("--max_payload_mb", type=float, default=1.0, help="largest request body accepted")
+    return parser
+
+
+def main(args: list[str] | None = None) -> None:
+    a = arguments().parse_args(args)
+    try:
+        load(a.run)  # fail here, with the one-line error, rather than in a worker process
+    except UserError as err:
+        sys.exit(f"error: {err}")
+    api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
+    server = ls.LitServer(api, accelerator=a.accelerator, max_payload_size=int(a.max_payload_mb * 2**20))
+    server.app.add_exception_handler(RequestValidationError, one_line_error)
+    server.run(host=a.host, port=a.port, generate_client_file=False, num_api_servers=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""`python -m src serve` as a user runs it: started on 127.0.0.1 against a tiny trained run, real HTTP requests,
+concurrent ones and bad ones; the answers equal `predict`'s."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from src.cli import main
+from tests.conftest import tiny_args
+
+pytestmark = pytest.mark.slow  # starts a server
+
+TEXTS = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30,
+         "great acting, boring story", "awful", "superb and moving", "a waste of two hours"]
+
+
+@pytest.fixture(scope="module")
+def run_and_expected(tiny_bert, imdb_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    args = tiny_args(tiny_bert, imdb_dir, tmp, trainer__max_epochs=1)
+    main(["fit", *args])
+    (run,) = (tmp / "runs" / "bert_imdb").iterdir()
+    ckpt = next((run / "checkpoints").glob("best*.ckpt"))  # what serve loads from a run folder
+    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(TEXTS),
+          "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={tmp}"])
+    rows = [json.loads(line) for line in (tmp / "predictions.jsonl").read_text().splitlines()]
+    return run, {row["text"]: row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def server(run_and_expected):
+    run, _ = run_and_expected
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "src", "serve", str(run), "--port", str(port), "--max_chars", "2000",
+                             "--max_payload_mb", "0.01"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{url}/predict", data=body, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def assert_same(row: dict, expected: dict) -> None:
+    assert row["label_name"] == expected["label_name"]
+    assert row["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-5)
+
+
+def test_one_request_answers_what_predict_writes(server, run_and_expected):
+    _, expected = run_and_expected
+    status, row = post(server, json.dumps({"text": TEXTS[0]}).encode())
+    assert status == 200
+    assert_same(row, expected[TEXTS[0]])
+
+
+def test_concurrent_requests_are_answered_each_with_its_own_row(server, run_and_expected):
+    _, expected = run_and_expected
+    texts = TEXTS * 3
+    with ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(lambda t: post(server, json.dumps({"text": t}).encode()), texts))
+    for text, (status, row) in zip(texts, answers):
+        assert status == 200 and row["text"] == text
+        assert_same(row, expected[text])
+
+
+@pytest.mark.parametrize("body, status, reason", [
+    (b"not json", 400, "JSON decode error"),
+    (json.dumps({"review": "x"}).encode(), 400, 'text: Field required; send {"text": "<review>"}'),
+    (json.dumps({"text": 5}).encode(), 400, "text: Input should be a valid string"),
+    (json.dumps(["a list"]).encode(), 400, "Input should be a valid dictionary"),
+    (json.dumps({"text": "long " * 1000}).encode(), 413, "at most 2000 are accepted"),
+    (json.dumps({"text": "x" * 20_000}).encode(), 413, ""),  # over --max_payload_mb
+])
+def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving(server, run_and_expected, body, status,
+                                                                          reason):
+    got, answer = post(server, body)
+    assert got == status and reason in str(answer.get("detail", "")) and "\n" not in str(answer.get("detail", ""))
+    assert post(server, json.dumps({"text": TEXTS[2]}).encode())[0] == 200  # still serving
