@@ -1,8 +1,10 @@
 """`python -m src serve` as a user runs it: started on 127.0.0.1 against a tiny trained run, real HTTP requests,
 concurrent ones and bad ones; the answers equal `predict`'s."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,7 +45,7 @@ def server(run_and_expected):
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "src", "serve", str(run), "--port", str(port), "--max_chars", "2000",
                              "--max_payload_mb", "0.01"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -54,9 +56,13 @@ def server(run_and_expected):
             except OSError:
                 time.sleep(0.5)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    finally:  # the server and its worker processes: one process group
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # none left: the group is gone
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
