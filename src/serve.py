@@ -7,6 +7,8 @@ To run: python -m src serve outputs/bert_imdb/version_0 --port 8000
 """
 
 import argparse
+import multiprocessing
+import signal
 import sys
 
 import litserve as ls
@@ -55,6 +57,13 @@ class RunAPI(ls.LitAPI):
         return row
 
 
+def _stop_workers_too(signum: int, frame) -> None:
+    """On SIGTERM (`kill`, a container stop) end LitServe's worker processes as well: they outlive their parent."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    sys.exit(128 + signum)
+
+
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run folder (its best checkpoint) or a checkpoint file")
@@ -77,6 +86,7 @@ def main(args: list[str] | None = None) -> None:
     api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
     server = ls.LitServer(api, accelerator=a.accelerator, max_payload_size=int(a.max_payload_mb * 2**20))
     server.app.add_exception_handler(RequestValidationError, one_line_error)
+    signal.signal(signal.SIGTERM, _stop_workers_too)
     server.run(host=a.host, port=a.port, generate_client_file=False, num_api_servers=1)
 
 

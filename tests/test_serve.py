@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.conftest import tiny_args
 
 pytestmark = pytest.mark.slow  # starts a server
 
+PROCESSES: dict[str, subprocess.Popen] = {}
 TEXTS = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30,
          "great acting, boring story", "awful", "superb and moving", "a waste of two hours"]
 
@@ -55,6 +57,7 @@ def server(run_and_expected):
                         break
             except OSError:
                 time.sleep(0.5)
+        PROCESSES["server"] = proc
         yield url
     finally:  # the server and its worker processes: one process group
         os.killpg(proc.pid, signal.SIGTERM)
@@ -109,3 +112,27 @@ def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving(serve
     got, answer = post(server, body)
     assert got == status and reason in str(answer.get("detail", "")) and "\n" not in str(answer.get("detail", ""))
     assert post(server, json.dumps({"text": TEXTS[2]}).encode())[0] == 200  # still serving
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def running(pid: int) -> bool:
+    try:
+        return "(zombie)" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it stops the module's server
+    proc = PROCESSES["server"]
+    workers = children(proc.pid)
+    assert workers  # LitServe's inference and API-server processes
+    os.kill(proc.pid, signal.SIGTERM)  # as `kill` or a container stop does
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    for _ in range(40):
+        if not any(running(w) for w in workers):
+            break
+        time.sleep(0.25)
+    assert [w for w in workers if running(w)] == []
