@@ -42,30 +42,31 @@ class Predictor:
 
 def load(path: str | Path, device: str = "cpu", batch_size: int = 32) -> Predictor:
     """A `Predictor` from a run folder (its best checkpoint, else last.ckpt) or a checkpoint file of this project."""
-    ckpt = _checkpoint(Path(path))
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    module = _build(state.get("hyper_parameters", {}), HFModule, ckpt)
+    state = checkpoint_state(path)
+    module = _build(state["hyper_parameters"])
     module.load_state_dict(state["state_dict"])
-    data = _build(state.get("datamodule_hyper_parameters", {}), ReviewDataModule, ckpt)
-    return Predictor(module.to(device), data, batch_size)
+    return Predictor(module.to(device), _build(state["datamodule_hyper_parameters"]), batch_size)
 
 
-def _checkpoint(path: Path) -> Path:
-    if path.is_file():
-        return path
-    found = sorted((path / "checkpoints").glob("best*.ckpt")) or sorted((path / "checkpoints").glob("last.ckpt"))
+def checkpoint_state(path: str | Path) -> dict:
+    """The checkpoint of a run folder (its best, else last.ckpt) or a .ckpt file, memory-mapped (cheap to open),
+    checked to name the module and data module classes that made it."""
+    path = Path(path)
+    found = [path] if path.is_file() else (sorted((path / "checkpoints").glob("best*.ckpt"))
+                                           or sorted((path / "checkpoints").glob("last.ckpt")))
     if not found:
         raise UserError(f"{path} is neither a checkpoint nor a run folder with checkpoints/best*.ckpt or last.ckpt; "
                         "fix: pass outputs/<recipe>/version_N or a .ckpt file")
-    return found[-1]
+    state = torch.load(found[-1], map_location="cpu", weights_only=True, mmap=True)
+    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+        if "_class_path" not in state.get(key, {}):
+            raise UserError(f"{found[-1]} does not say which classes made it (no _class_path in {key}): it was not "
+                            "written by python -m src fit; fix: pass a checkpoint of this project")
+    return state
 
 
-def _build(hparams: dict, base: type, ckpt: Path):
+def _build(hparams: dict):
     """The class a checkpoint's hyperparameters name (LightningCLI records it), built with those hyperparameters."""
-    class_path = hparams.get("_class_path")
-    if class_path is None:
-        raise UserError(f"{ckpt} does not say which {base.__name__} made it (no _class_path): it was not written by "
-                        "python -m src fit; fix: pass a checkpoint of this project")
-    module, name = class_path.rsplit(".", 1)
+    module, name = hparams["_class_path"].rsplit(".", 1)
     cls = getattr(importlib.import_module(module), name)
     return cls(**{k: v for k, v in hparams.items() if not k.startswith("_")})

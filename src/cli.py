@@ -87,11 +87,16 @@ class CLI(LightningCLI):
             trainer.precision = "32-true"
 
 
+def _logger_init_args(trainer):
+    """The parsed `trainer.logger.init_args` (to point the logger at a folder), or None when there is no such logger."""
+    logger = trainer.get("logger")
+    return logger.get("init_args") if hasattr(logger, "get") else None
+
+
 def _log_beside_checkpoint(trainer, ckpt: Path, subcommand: str) -> None:
     """`validate`, `test` and `predict` of a run's checkpoint write into `<run folder>/<subcommand>/version_N` (metrics,
     predictions), beside the run they evaluate, instead of opening an unrelated new run."""
-    logger = trainer.get("logger")
-    init = logger.get("init_args") if hasattr(logger, "get") else None
+    init = _logger_init_args(trainer)
     if init is None or ckpt.parent.name != "checkpoints" or not (ckpt.parent.parent / "config.yaml").is_file():
         return  # no logger to point, or not a checkpoint inside a run folder
     init.save_dir, init.name, init.version = str(ckpt.parent.parent), subcommand, None
@@ -99,8 +104,7 @@ def _log_beside_checkpoint(trainer, ckpt: Path, subcommand: str) -> None:
 
 def _resume_last(trainer) -> str | None:
     """The newest `<save_dir>/<name>/version_*/checkpoints/last.ckpt`; the logger is pointed at its folder."""
-    logger = trainer.get("logger")
-    init = logger.get("init_args") if hasattr(logger, "get") else None
+    init = _logger_init_args(trainer)
     if init is None or init.get("save_dir") is None:
         return "last"  # leave it to Lightning
     runs = Path(init.save_dir) / (init.get("name") or "lightning_logs")

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from src.api import load
+from src.api import checkpoint_state, load
 from src.errors import UserError
 
 
@@ -80,7 +80,7 @@ def arguments() -> argparse.ArgumentParser:
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
     try:
-        load(a.run)  # fail here, with the one-line error, rather than in a worker process
+        checkpoint_state(a.run)  # fail here, with the one-line error, rather than in a worker process
     except UserError as err:
         sys.exit(f"error: {err}")
     api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)

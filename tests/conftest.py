@@ -36,6 +36,17 @@ def packed_data(cls, tokenizer: str, source, tmp_path, **kwargs):
     return fit_ready(cls(tokenizer=tokenizer, source=str(source), **kwargs))
 
 
+def predict_rows(args: list[str], ckpt, texts: list[str], out: Path) -> list[dict]:
+    """`python -m src predict` of `texts` from `ckpt` (after the tiny-run `args`), written to `out`, read back."""
+    import json
+
+    from src.cli import main
+
+    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(texts),
+          "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={out}"])
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
 def tiny_args(model: str, source, root, config: str = "configs/bert_imdb.yaml", **overrides) -> list[str]:
     """The command line of a tiny run of `config` (after the subcommand): a tiny model, tiny data, everything
     written under `root`, no progress bar; `overrides` replace or add options (`trainer__max_epochs=2` is

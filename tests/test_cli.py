@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from src import cli
 from src.cli import main
-from tests.conftest import tiny_args
+from tests.conftest import predict_rows, tiny_args
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +21,6 @@ def fitted(tiny_bert, imdb_dir, tmp_path_factory) -> tuple[Path, list[str]]:
     main(["fit", *args, "--trainer.max_epochs", "2"])
     (run,) = (tmp / "runs" / "bert_imdb").iterdir()
     return run, args
-
-
-def predict_rows(args: list[str], ckpt, texts: list[str], out: Path) -> list[dict]:
-    """`predict` of `texts` from `ckpt`, written to `out/predictions.jsonl`, read back."""
-    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(texts),
-          "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={out}"])
-    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 
 
 def test_fit_writes_config_checkpoints_and_tensorboard_scalars(fitted):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from src.cli import main
-from tests.conftest import tiny_args
+from tests.conftest import predict_rows, tiny_args
 
 pytestmark = pytest.mark.slow  # starts a server
 
@@ -33,10 +33,7 @@ def run_and_expected(tiny_bert, imdb_dir, tmp_path_factory):
     main(["fit", *args])
     (run,) = (tmp / "runs" / "bert_imdb").iterdir()
     ckpt = next((run / "checkpoints").glob("best*.ckpt"))  # what serve loads from a run folder
-    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(TEXTS),
-          "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={tmp}"])
-    rows = [json.loads(line) for line in (tmp / "predictions.jsonl").read_text().splitlines()]
-    return run, {row["text"]: row for row in rows}
+    return run, {row["text"]: row for row in predict_rows(args, ckpt, TEXTS, tmp)}
 
 
 @pytest.fixture(scope="module")

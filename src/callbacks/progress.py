@@ -28,10 +28,12 @@ class ProgressLines(Callback):
         """
         self.every_n_steps, self.on_terminal = every_n_steps, on_terminal
         self.active, self.start, self.in_validation, self.validating_since, self.samples = False, 0.0, 0.0, None, 0
+        self.first_step = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.active = trainer.is_global_zero and (self.on_terminal or not sys.stdout.isatty())
         self.start, self.in_validation, self.samples = time.perf_counter(), 0.0, 0
+        self.first_step = trainer.global_step  # past 0 when a fit resumes
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
@@ -44,7 +46,7 @@ class ProgressLines(Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         rate = self.samples / max(elapsed - self.in_validation, 1e-9)
         print(f"step {step}/{total}  loss {float(loss):.4f}  {rate:.1f} samples/s  elapsed {_clock(elapsed)}  "
-              f"left {_clock(elapsed / step * (total - step))}", flush=True)
+              f"left {_clock(elapsed / max(step - self.first_step, 1) * (total - step))}", flush=True)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.validating_since = time.perf_counter()
