@@ -1,13 +1,14 @@
-"""Use a trained run from Python: load a run folder or a checkpoint, then classify texts (or generate, or fill
+"""Use a trained run from Python: load a run folder, a checkpoint or an export folder, then classify texts (or generate, or fill
 masks: whatever the run's module predicts), with the same tokenization and the same rows as `python -m src predict`.
 
 To run:
     from src.api import load
-    model = load("outputs/bert_imdb/version_0")         # a run folder (its best checkpoint) or a .ckpt file
+    model = load("outputs/bert_imdb/version_0")         # a run folder (its best checkpoint), a .ckpt, or export/best
     model.predict(["A moving, funny film.", "Two hours I will never get back."])
 """
 
 import importlib
+import json
 from pathlib import Path
 
 import torch
@@ -37,15 +38,30 @@ class Predictor:
             batch = {k: v.to(self.module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             out = self.module.predict_step(batch, start // self.batch_size)
             rows += [dict(zip(out, values)) for values in zip(*out.values())]
-        return self.module.finalize_predictions(sorted(rows, key=lambda row: row["id"]))
+        return sorted(rows, key=lambda row: row["id"])
 
 
 def load(path: str | Path, device: str = "cpu", batch_size: int = 32) -> Predictor:
-    """A `Predictor` from a run folder (its best checkpoint, else last.ckpt) or a checkpoint file of this project."""
+    """A `Predictor` from a run folder (its best checkpoint, else last.ckpt), a checkpoint file of this project, or
+    an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json)."""
+    if (Path(path) / "training_run.json").is_file():
+        return _load_export(Path(path), device, batch_size)
     state = checkpoint_state(path)
     module = _build(state["hyper_parameters"])
+    module.on_load_checkpoint(state)  # as Lightning does before loading: a module may restore what it left out
     module.load_state_dict(state["state_dict"])
     return Predictor(module.to(device), _build(state["datamodule_hyper_parameters"]), batch_size)
+
+
+def _load_export(path: Path, device: str, batch_size: int) -> Predictor:
+    """The run's classes and settings, with the exported folder as model and tokenizer (LoRA already merged)."""
+    run = json.loads((path / "training_run.json").read_text())
+    model_args = {**run["model"]["init_args"], "model_name": str(path)}
+    if "lora_rank" in model_args:
+        model_args["lora_rank"] = 0  # the export holds the merged weights
+    module = _build({"_class_path": run["model"]["class_path"], **model_args})
+    data = _build({"_class_path": run["data"]["class_path"], **run["data"]["init_args"], "tokenizer": str(path)})
+    return Predictor(module.to(device), data, batch_size)
 
 
 def checkpoint_state(path: str | Path) -> dict:
@@ -55,8 +71,9 @@ def checkpoint_state(path: str | Path) -> dict:
     found = [path] if path.is_file() else (sorted((path / "checkpoints").glob("best*.ckpt"))
                                            or sorted((path / "checkpoints").glob("last.ckpt")))
     if not found:
-        raise UserError(f"{path} is neither a checkpoint nor a run folder with checkpoints/best*.ckpt or last.ckpt; "
-                        "fix: pass outputs/<recipe>/version_N or a .ckpt file")
+        raise UserError(f"{path} is neither a checkpoint, a run folder with checkpoints/best*.ckpt or last.ckpt, nor an "
+                        "export with training_run.json; fix: pass outputs/<recipe>/version_N, a .ckpt file or "
+                        "outputs/<recipe>/version_N/export/best")
     state = torch.load(found[-1], map_location="cpu", weights_only=True, mmap=True)
     for key in ("hyper_parameters", "datamodule_hyper_parameters"):
         if "_class_path" not in state.get(key, {}):

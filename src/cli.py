@@ -11,12 +11,14 @@ import sys
 import warnings
 from pathlib import Path
 
+import datasets
 import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from transformers.utils import logging as transformers_logging
 
-from src.callbacks import ProgressLines, RunSummary, StopOnNonFiniteLoss, Throughput
+from src.callbacks import ModelTable, ProgressLines, RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import ReviewDataModule
 from src.errors import UserError
 from src.models import HFModule
@@ -46,6 +48,7 @@ class CLI(LightningCLI):
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(ProgressLines, "progress_lines")
         parser.add_lightning_class_args(RunSummary, "run_summary")
+        parser.add_lightning_class_args(ModelTable, "model_table")  # in place of Lightning's (its FLOPs column read 0)
 
     def parse_arguments(self, parser, args) -> None:
         """Then: `fit --ckpt_path last` finds the newest run's last.ckpt and continues in that run's folder, and a
@@ -118,11 +121,19 @@ def _resume_last(trainer) -> str | None:
 
 
 def quiet_third_party_notes() -> None:
-    """Keep the console to what matters for this project's runs: Lightning's advertisement for its cloud logger, and
-    two warnings Lightning raises from its own code about its own code, are dropped."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+    """Keep the console to what matters for this project's runs: Lightning's advertisements for its cloud services,
+    two warnings Lightning raises from its own code about its own code, and two about the zero-shot fit are dropped."""
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    tips.addFilter(lambda r: "pypi.org/project/lit" not in r.getMessage())  # litlogger, litmodels
+    if not sys.stderr.isatty():  # in a log file bars pile up as lines; the data module and HFExport say what they did
+        datasets.disable_progress_bars()
+        transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
+    tips.addFilter(lambda r: "Skipping setting a default `ModelSummary`" not in r.getMessage())  # ModelTable's doing
+    # The zero-shot recipe's fit only scores reviews (its calibration): no optimizer and eval mode on purpose.
+    warnings.filterwarnings("ignore", message=r"`LightningModule.configure_optimizers` returned `None`")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:

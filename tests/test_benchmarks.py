@@ -18,7 +18,7 @@ def bench(tmp_path, monkeypatch):
 def result(arm: str, train_s: float, acc: float | None, samples: int = 100) -> dict:
     return {"arm": arm, "length": 256, "train_samples": samples, "train_s": train_s, "real_tokens": 200 * samples,
             "lengths": [200] * samples if acc is not None else None, "eval_samples": 50, "eval_s": 5.0,
-            "val_acc": acc, "peak_rss_gb": 1.0}
+            "val_acc": acc, "peak_rss_gb": 1.0, "precision": "bf16-mixed" if arm == "C" else "fp32"}
 
 
 def test_table_ratios_mfu_and_speed_only_arms(bench):
@@ -35,6 +35,16 @@ def test_table_ratios_mfu_and_speed_only_arms(bench):
     assert "(48 samples)" in rows["B"] and "n/a (speed only)" in rows["B"]
     flops = 6 * 1000 * 200 * 100 + 12 * 2 * 32 * 200**2 * 100  # src/flops.py's formula over 100 reviews of 200
     assert f"| {flops / 10.0 / 1e11:.0%} |" in rows["C"]
+    assert results[2]["figures"]["mfu_own_peak"] == pytest.approx(flops / 10.0 / 1e9)  # C ran bf16: its own peak
+
+
+def test_a_gpu_run_writes_its_own_table_beside_the_cpu_one(bench):
+    bench.DOC.write_text(f"intro\n{bench.START}\ncpu table\n{bench.END}\n")
+    gpu = ("<!-- trainer_vs_fit_cuda:start -->", "<!-- trainer_vs_fit_cuda:end -->")
+    bench.START, bench.END = gpu
+    bench.write_doc("gpu table")
+    text = bench.DOC.read_text()
+    assert "cpu table" in text and f"{gpu[0]}\ngpu table\n{gpu[1]}" in text
 
 
 def test_doc_keeps_what_is_around_the_table(bench):

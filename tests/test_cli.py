@@ -219,7 +219,7 @@ def test_the_python_api_predicts_what_predict_writes(fitted, tmp_path):
     texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
     ckpt = next((run / "checkpoints").glob("best*.ckpt"))
     expected = predict_rows(args, ckpt, texts, tmp_path)
-    for source in (run, ckpt):  # a run folder means its best checkpoint
+    for source in (run, ckpt, run / "export" / "best"):  # a run folder means its best checkpoint
         rows = load(source, batch_size=3).predict(texts)
         assert [r["label_name"] for r in rows] == [r["label_name"] for r in expected]
         for got, want in zip(rows, expected):
@@ -231,7 +231,7 @@ def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
     from src.api import load
     from src.errors import UserError
 
-    with pytest.raises(UserError, match="neither a checkpoint nor a run folder"):
+    with pytest.raises(UserError, match="neither a checkpoint, a run folder"):
         load(tmp_path)
 
 
@@ -241,9 +241,13 @@ def test_a_fit_into_a_log_file_prints_progress_lines_and_plain_notes(tiny_bert, 
     caplog.set_level(logging.INFO)
     main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs=1,
                             progress_lines__every_n_steps=2)])  # pytest's stdout is no terminal, as a log file
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     steps = [line for line in out.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in steps] == ["2/5", "4/5"]
     assert all("loss" in line and "samples/s" in line and "left" in line for line in steps)
     assert "validation at step 5: val/acc" in out
-    assert "litlogger" not in " ".join(r.getMessage() for r in caplog.records)
+    notes = " ".join(r.getMessage() for r in caplog.records)
+    assert "litlogger" not in notes and "litmodels" not in notes and "Skipping setting a default" not in notes
+    (table,) = [r.getMessage() for r in caplog.records if "Trainable params" in r.getMessage()]
+    assert "| Params" in table and "FLOPs" not in table  # Lightning's FLOPs column read 0 without example inputs
+    assert "tokenizing train:" not in err + out and "it/s]" not in err and "examples/s]" not in err  # no bars in a log file

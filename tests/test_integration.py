@@ -42,3 +42,22 @@ def test_packaged_gguf_smollm_generates(tmp_path):
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["new_tokens"] >= 3 and len(row["text"].split()) >= 2
     assert elapsed < 60
+
+
+def test_packaged_smollm_zero_shot_classifies_single_clear_reviews(shared_imdb, tmp_path):
+    """The calibration is fitted on 32 unlabelled training reviews, then each review is classified on its own."""
+    import json
+
+    common = ["--config", "configs/gpt_zeroshot_imdb.yaml", "--data.source", str(shared_imdb),
+              "--data.cache_dir", str(tmp_path / "cache"), "--trainer.logger.init_args.save_dir", str(tmp_path),
+              "--trainer.enable_progress_bar", "false", "--trainer.precision", "32-true", "--data.max_length", "128"]
+    main(["fit", *common, "--data.limit_train", "32", "--trainer.limit_val_batches", "0"])
+    (ckpt,) = tmp_path.glob("gpt_zeroshot_imdb/version_0/checkpoints/last.ckpt")
+    reviews = {"positive": "An absolute masterpiece: moving, funny and beautifully acted. I loved every minute.",
+               "negative": "A dull, badly acted mess. The plot made no sense and I walked out bored and annoyed."}
+    for want, text in reviews.items():
+        main(["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps([text])])
+        (out,) = tmp_path.glob("gpt_zeroshot_imdb/version_0/predict/version_*/predictions.jsonl")
+        (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+        out.unlink()
+        assert row["label_name"] == want and max(row["probabilities"]) > 0.6, row

@@ -53,7 +53,6 @@ def test_fit_trains_in_train_mode_although_from_pretrained_returns_eval_mode(tin
     assert probe.training  # dropout is on while training
 
 
-def test_default_hooks_export_the_model_and_keep_predictions(tiny_bert):
+def test_default_export_hook_exports_the_model(tiny_bert):
     module = SequenceClassifier(tiny_bert)
-    rows = [{"id": 0, "label": 1}]
-    assert module.export_model() is module.model and module.finalize_predictions(rows) == rows
+    assert module.export_model() is module.model

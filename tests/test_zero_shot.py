@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from src.data import ClassificationDataModule
-from src.models.zero_shot import ZeroShotClassifier, balance
+from src.models.zero_shot import ZeroShotClassifier, balance, centre
 
 TEMPLATE = "Review: {text}\nOverall, the movie was"
 
@@ -31,8 +31,7 @@ def test_class_score_is_the_label_log_probability_after_the_prompt(tiny_causal_l
         expected = [manual_log_prob(module, ids, label) for label in module.label_ids]
         assert scores[row].tolist() == pytest.approx(expected, abs=1e-4)
     rows = module.predict_step({**enc, "idx": torch.tensor([0, 1]), "text": ["a", "b"]}, 0)
-    rows = module.finalize_predictions([dict(zip(rows, values)) for values in zip(*rows.values())])
-    assert [r["label"] for r in rows] == scores.argmax(1).tolist()  # the label with the higher log-probability wins
+    assert rows["label"] == scores.argmax(1).tolist()  # the label with the higher log-probability wins
 
 
 def test_multi_token_label_phrases_sum_their_token_log_probs(tiny_causal_lm):
@@ -80,24 +79,54 @@ def test_balancing_splits_a_biased_scorer_evenly():
     assert balance(scores).argmax(1).sum().item() == 50
 
 
-def test_validate_reports_calibrated_uncalibrated_and_balanced_metrics(tiny_causal_lm, imdb_dir, tmp_path):
-    data = ClassificationDataModule(tokenizer=tiny_causal_lm, source=str(imdb_dir), prompt_template=TEMPLATE,
-                                    val_size=16, eval_batch_size=5, max_length=64, cache_dir=str(tmp_path / "c"))
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    (metrics,) = trainer.validate(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE), datamodule=data)
-    for prefix in ("val/", "val/none/", "val/content_free/", "val/unlabelled/"):
+def tiny_reviews(model: str, imdb_dir, tmp_path) -> ClassificationDataModule:
+    return ClassificationDataModule(tokenizer=model, source=str(imdb_dir), prompt_template=TEMPLATE, val_size=16,
+                                    batch_size=8, eval_batch_size=5, max_length=64, cache_dir=str(tmp_path / "c"))
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                     enable_checkpointing=False, **kwargs)
+
+
+def test_fit_calibrates_on_training_reviews_then_validate_reports_every_calibration(tiny_causal_lm, imdb_dir,
+                                                                                     tmp_path):
+    data, module = tiny_reviews(tiny_causal_lm, imdb_dir, tmp_path), ZeroShotClassifier(tiny_causal_lm,
+                                                                                         prompt_template=TEMPLATE)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    quiet_trainer(max_epochs=1, num_sanity_val_steps=2).fit(module, datamodule=data)
+    assert module.fitted and all(torch.equal(v, before[k]) for k, v in module.model.state_dict().items())
+    train = [data.splits["train"][i]["input_ids"] for i in range(len(data.splits["train"]))]
+    raw = module(module.tokenizer.pad({"input_ids": train}, return_tensors="pt", padding_side="right"))
+    assert module.unlabelled_offset.tolist() == pytest.approx(centre(raw).median(0).values.tolist(), abs=1e-5)
+    (metrics,) = quiet_trainer().validate(module, datamodule=data)
+    for prefix in ("val/", "val/none/", "val/content_free/", "val/unlabelled/", "val/transductive/"):
         assert {f"{prefix}acc", f"{prefix}f1", f"{prefix}auroc"} <= set(metrics)
     assert metrics["val/acc"] == metrics["val/unlabelled/acc"]  # the default calibration
 
 
-def test_unlabelled_calibration_balances_predictions_of_a_biased_model(tiny_causal_lm):
+def test_an_unfitted_unlabelled_calibration_says_how_to_fit_it(tiny_causal_lm, imdb_dir, tmp_path):
+    from src.errors import UserError
+
+    with pytest.raises(UserError, match="not fitted: run `python -m src fit`"):
+        quiet_trainer().validate(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE),
+                                 datamodule=tiny_reviews(tiny_causal_lm, imdb_dir, tmp_path))
+
+
+def test_the_fitted_calibration_balances_a_biased_model_one_review_at_a_time(tiny_causal_lm):
     module = biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE), 8.0)
-    enc = encode(module, [f"review {i} " + "word " * i for i in range(10)])
-    rows = module.predict_step({**enc, "idx": torch.arange(10), "text": ["x"] * 10}, 0)
-    rows = [dict(zip(rows, values)) for values in zip(*rows.values())]
-    assert all(max(r["scores"]) == r["scores"][0] for r in rows)  # raw: class 0 everywhere
-    labels = [r["label"] for r in module.finalize_predictions(rows)]
-    assert sorted(labels) == [0] * 5 + [1] * 5 and "scores" not in rows[0]
+    pool = encode(module, [f"training review {i} " + "word " * (i % 7) for i in range(40)])
+    module.unlabelled_offset.copy_(centre(module(pool)).median(0).values)  # what fit computes from the pool
+    texts = [f"review {i} " + "film " * i for i in range(10)]
+    enc = encode(module, texts)
+    assert module(enc).argmax(1).tolist() == [0] * 10  # raw: the prior wins everywhere
+    together = module.predict_step({**enc, "idx": torch.arange(10), "text": texts}, 0)
+    alone = [module.predict_step({**encode(module, [t]), "idx": torch.tensor([i]), "text": [t]}, 0)
+             for i, t in enumerate(texts)]
+    assert 0 < sum(together["label"]) < 10  # calibrated: both classes occur
+    assert [a["label"][0] for a in alone] == together["label"]  # a review's answer does not depend on its batch
+    for a, p in zip(alone, together["probabilities"]):
+        assert a["probabilities"][0] == pytest.approx(p, abs=1e-5)
 
 
 def test_prompt_keeps_its_end_when_the_review_is_truncated(tiny_causal_lm):
@@ -106,17 +135,30 @@ def test_prompt_keeps_its_end_when_the_review_is_truncated(tiny_causal_lm):
     assert len(ids) == 64 and module.tokenizer.decode(ids).endswith("\nOverall, the movie was")
 
 
-def test_zero_shot_config_validates_and_predicts_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
+def test_zero_shot_recipe_fits_its_calibration_then_predicts_single_reviews_through_the_cli(tiny_causal_lm, imdb_dir,
+                                                                                          tmp_path, capsys):
     import json
 
     from src.cli import main
     from tests.conftest import tiny_args
 
     common = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml", data__max_length=64)
-    cli = main(["validate", *common, "--data.limit_val", "null"])
+    cli = main(["fit", *common, "--data.limit_val", "null"])
     assert cli.trainer.callback_metrics["val/acc"] == cli.trainer.callback_metrics["val/unlabelled/acc"]
-    main(["predict", *common, "--data.predict_texts", '["good film", "bad film", "fine", "dull"]'])
-    (out,) = tmp_path.glob("runs/gpt_zeroshot_imdb/*/predictions.jsonl")
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["text"] for r in rows] == ["good film", "bad film", "fine", "dull"]
-    assert sorted(r["label"] for r in rows) == [0, 0, 1, 1]  # unlabelled calibration splits the set evenly
+    (ckpt,) = tmp_path.glob("runs/gpt_zeroshot_imdb/version_0/checkpoints/last.ckpt")
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert list(state) == ["unlabelled_offset"]  # the calibration, not the frozen model's weights
+    rows = []
+    for text in ("good film", "bad film"):  # one review per command
+        main(["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps([text])])
+        (out,) = tmp_path.glob("runs/gpt_zeroshot_imdb/version_0/predict/version_*/predictions.jsonl")
+        rows += [json.loads(line) for line in out.read_text().splitlines()]
+        out.unlink()
+    module = cli.model.eval()
+    for row in rows:
+        enc = encode(module, [row["text"]])
+        want = (centre(module(enc)) - state["unlabelled_offset"]).softmax(-1)[0]
+        assert row["probabilities"] == pytest.approx(want.tolist(), abs=1e-5)
+    with pytest.raises(SystemExit):
+        main(["predict", *common, "--data.predict_texts", '["good film"]'])
+    assert "error: the zero-shot `unlabelled` calibration is not fitted" in capsys.readouterr().err

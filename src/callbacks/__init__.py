@@ -6,7 +6,7 @@
 - reports.py: confusion matrix, precision-recall curve, worst mistakes, generation samples in TensorBoard
 - predictions.py: predictions written to the run folder
 - export.py: Hugging Face folders after fit
-- summary.py: hparams with final metrics, and the closing message of a fit
+- summary.py: the model's table at a fit's start; hparams with final metrics, and the closing message of a fit
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
@@ -16,8 +16,8 @@ from src.callbacks.export import HFExport
 from src.callbacks.predictions import PredictionWriter
 from src.callbacks.progress import ProgressLines
 from src.callbacks.reports import ClassificationReport, GenerationSample
-from src.callbacks.summary import RunSummary
+from src.callbacks.summary import ModelTable, RunSummary
 from src.callbacks.throughput import Throughput
 
 __all__ = ["ResumeCheckpoint", "StopOnNonFiniteLoss", "HFExport", "PredictionWriter", "ClassificationReport",
-           "GenerationSample", "ProgressLines", "RunSummary", "Throughput"]
+           "GenerationSample", "ModelTable", "ProgressLines", "RunSummary", "Throughput"]

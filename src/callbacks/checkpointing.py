@@ -51,7 +51,8 @@ class ResumeCheckpoint(Checkpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        if trainer.global_step % self.every_n_train_steps == 0:
+        step = trainer.global_step
+        if step and step % self.every_n_train_steps == 0:  # step 0: nothing trained yet (or a fit that trains nothing)
             self._save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -3,6 +3,7 @@
 To run: python -m src fit --config configs/mlm_imdb.yaml   (writes outputs/mlm_imdb/export/{best,last})
 """
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +21,9 @@ class HFExport(Callback):
     config, tokenizer) that `from_pretrained`, `pipeline` and any config's `model_name` accept.
 
     Works for every module here (classifier, masked LM, causal LM): what its `export_model()` returns is
-    saved (LoRA: adapters merged), with its tokenizer.
+    saved (LoRA: adapters merged), with its tokenizer, and `training_run.json`: the module's and the data
+    module's classes and hyperparameters, so that `src.api.load(export)` predicts exactly as the run did
+    (its truncation, max length, prompt). `pipeline` ignores that file.
     """
 
     def __init__(self, dirname: str = "export", output_dir: str | None = None):
@@ -39,6 +42,7 @@ class HFExport(Callback):
         root = self.root(trainer)  # trainer.log_dir is a collective call under DDP: every process asks
         if not trainer.is_global_zero:
             return
+        self.run = {"model": _described(pl_module), "data": _described(trainer.datamodule)}
         self._save(pl_module, root / "last")
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")  # ModelCheckpoint's, when there is one
         if best and Path(best).is_file():
@@ -54,6 +58,13 @@ class HFExport(Callback):
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        (tmp / "training_run.json").write_text(json.dumps(self.run, indent=2, default=str))
         shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)
         rank_zero_info(f"exported a Hugging Face folder to {path}")
+
+
+def _described(obj) -> dict:
+    """`{"class_path", "init_args"}` of a module or data module, as LightningCLI configs name them."""
+    args = {k: v for k, v in dict(getattr(obj, "hparams", {})).items() if not k.startswith("_")}
+    return {"class_path": f"{type(obj).__module__}.{type(obj).__name__}", "init_args": args}

@@ -38,7 +38,6 @@ class PredictionWriter(BasePredictionWriter):
             return
         # DistributedSampler pads with repeats, and batches are length-sorted: dedupe, restore input order.
         rows = sorted({row["id"]: row for row in rows}.values(), key=lambda row: row["id"])
-        rows = pl_module.finalize_predictions(rows)  # a no-op, except for predictions that need the whole set
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:

@@ -39,11 +39,11 @@ class ProgressLines(Callback):
                            batch_idx: int) -> None:
         self.samples += len(batch["input_ids"]) * trainer.world_size
         step = trainer.global_step
-        if not self.active or step % self.every_n_steps:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not self.active or loss is None or step % self.every_n_steps:  # None: a fit that trains nothing
             return
         elapsed = time.perf_counter() - self.start
         total = trainer.estimated_stepping_batches
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         rate = self.samples / max(elapsed - self.in_validation, 1e-9)
         print(f"step {step}/{total}  loss {float(loss):.4f}  {rate:.1f} samples/s  elapsed {_clock(elapsed)}  "
               f"left {_clock(elapsed / max(step - self.first_step, 1) * (total - step))}", flush=True)

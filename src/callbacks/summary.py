@@ -1,12 +1,14 @@
-"""Sum up a fit: its hyperparameters with the final and best metrics in TensorBoard's HPARAMS tab, and a
-closing message with the best and last checkpoints, the log folder and the exports; after validate and test, where
-their metrics went.
+"""Sum up a fit: the model's table of layers at its start (`ModelTable`); at its end, its hyperparameters with the
+final and best metrics in TensorBoard's HPARAMS tab, and a closing message with the best and last checkpoints, the log
+folder and the exports; after validate and test, where their metrics went.
 
 To run: on in every fit (src/cli.py adds it).
 """
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelSummary
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.model_summary import get_formatted_model_size, get_human_readable_count
 
 from src.callbacks.checkpointing import last_checkpoint
 from src.callbacks.export import HFExport
@@ -48,4 +50,25 @@ class RunSummary(Callback):
         if stage in ("validate", "test") and trainer.logger is not None:
             log_dir = trainer.log_dir  # a collective call under DDP: every process asks, only rank 0 prints
             if trainer.is_global_zero:
-                print(f"{stage} done: metrics logged to {log_dir}  (tensorboard --logdir {log_dir})", flush=True)
+                name = getattr(stage, "value", stage)  # Lightning passes an enum: print "validate", not its repr
+                print(f"{name} done: metrics logged to {log_dir}  (tensorboard --logdir {log_dir})", flush=True)
+
+
+class ModelTable(ModelSummary):
+    """Lightning's model summary as plain text, without its FLOPs column: Lightning counts FLOPs only on an
+    `example_input_array`, which these modules lack (their batches vary in length), so the column read 0."""
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
+                  model_size: float, total_training_modes: dict[str, int], total_flops: int, **kwargs) -> None:
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs" or total_flops]
+        widths = [max(len(name), *(len(str(v)) for v in values)) for name, values in columns]
+        header = " | ".join(f"{name:<{w}}" for (name, _), w in zip(columns, widths))
+        rows = [" | ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)) for row in zip(*(v for _, v in columns))]
+        totals = [(get_human_readable_count(trainable_parameters), "Trainable params"),
+                  (get_human_readable_count(total_parameters - trainable_parameters), "Non-trainable params"),
+                  (get_formatted_model_size(model_size), "Total estimated model params size (MB)"),
+                  (total_training_modes["train"], "Modules in train mode"),
+                  (total_training_modes["eval"], "Modules in eval mode")]
+        rule = "-" * len(header)
+        rank_zero_info("\n".join([header, rule, *rows, rule, *(f"{v:<10} {what}" for v, what in totals)]))

@@ -1,6 +1,5 @@
 """The base of the Hugging Face LightningModules: the model and its tokenizer, AdamW with linear warm-up and
-decay (`transformers.get_scheduler`), and the hooks that callbacks call: `export_model` (what HFExport saves)
-and `finalize_predictions` (what PredictionWriter writes once it holds every row).
+decay (`transformers.get_scheduler`), and `export_model`, the hook HFExport calls for what it saves.
 
 A new approach is a subclass in its own file: it loads its model in `load_model` and defines `_common_step`, which
 the training, validation and test steps call with their stage.
@@ -84,10 +83,6 @@ class HFModule(L.LightningModule):
     def export_model(self) -> PreTrainedModel:
         """The model that `HFExport` saves as a Hugging Face folder."""
         return self.model
-
-    def finalize_predictions(self, rows: list[dict]) -> list[dict]:
-        """Every predicted row, in input order, before it is written; for predictions that need the whole set."""
-        return rows
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams

@@ -5,12 +5,15 @@ is the log-probability of its label word (or phrase) right after the prompt. Cal
 the model's prior for one label over another without using labels:
 - `content_free` divides by the label probabilities the model gives content-free inputs such as
   "N/A" (Zhao et al. 2021);
-- `unlabelled` centres each class's score on its median over the reviews being classified (their
-  score distribution; labels unused), so that with two classes half go to each.
-`validate` and `test` log the configured calibration's metrics under `{stage}/` and every
-calibration's under `{stage}/{none,content_free,unlabelled}/`, so one run compares them.
+- `unlabelled` centres each class's score on its median over unlabelled reviews of the training pool, which
+  `fit` scores (labels unused, nothing trained) and keeps in the checkpoint: then it applies to any input, one
+  review included, and never looks at the reviews it classifies.
+`validate` and `test` log the configured calibration's metrics under `{stage}/` and every calibration's under
+`{stage}/{none,content_free,unlabelled,transductive}/`, so one run compares them. `transductive` centres on the
+medians of the evaluated reviews themselves: a comparison only (it borrows the evaluation set's balance and cannot
+classify one review), never a prediction.
 
-To run: python -m src validate --config configs/gpt_zeroshot_imdb.yaml
+To run: python -m src fit --config configs/gpt_zeroshot_imdb.yaml   (calibrates, then validates)
 """
 
 from typing import Literal
@@ -26,12 +29,17 @@ from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
 
 CALIBRATIONS = ("none", "content_free", "unlabelled")
+COMPARED = (*CALIBRATIONS, "transductive")  # logged in validate and test; transductive cannot predict
+
+
+def centre(log_scores: torch.Tensor) -> torch.Tensor:
+    """Scores relative to their mean over the classes (a row's softmax is unchanged)."""
+    return log_scores - log_scores.mean(1, keepdim=True)
 
 
 def balance(log_scores: torch.Tensor) -> torch.Tensor:
     """Centre each class's score on its median over the rows: with two classes, half go to each."""
-    centred = log_scores - log_scores.mean(1, keepdim=True)
-    return centred - centred.median(0).values
+    return centre(log_scores) - centre(log_scores).median(0).values
 
 
 class ZeroShotClassifier(HFModule):
@@ -52,8 +60,9 @@ class ZeroShotClassifier(HFModule):
             label_words: the continuation scored for each class, by label id (mind the leading space).
             label_names: class names by label id, for predictions.
             prompt_template: the prompt, with `{text}` where the review goes (the data module's `prompt_template`).
-            calibration: `unlabelled` centres scores on their medians over the classified reviews;
-                `content_free` divides by the label probabilities of content-free inputs; `none` keeps raw scores.
+            calibration: `unlabelled` centres scores on their medians over unlabelled training reviews (fitted by
+                `fit`, kept in the checkpoint); `content_free` divides by the label probabilities of content-free
+                inputs; `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
         """
         super().__init__(model_name)
@@ -61,11 +70,15 @@ class ZeroShotClassifier(HFModule):
         n = len(label_words)
         self.metrics = nn.ModuleDict({
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
-            for s in EVAL_STAGES for kind in ("main", *CALIBRATIONS)
+            for s in EVAL_STAGES for kind in ("main", *COMPARED)
         })
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
+        # The `unlabelled` calibration: per-class medians of centred scores on training reviews; NaN until fitted.
+        self.register_buffer("unlabelled_offset", torch.full((n,), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
+        self._train_scores: list[torch.Tensor] = []
+        self.automatic_optimization = False  # fit trains nothing: no optimizer, no backward
 
     def load_model(self) -> PreTrainedModel:
         return from_pretrained(AutoModelForCausalLM, self.hparams.model_name).eval().requires_grad_(False)
@@ -122,23 +135,65 @@ class ZeroShotClassifier(HFModule):
         """Raw class log-scores, [batch, classes]: label log-probabilities renormalised over the labels."""
         return self.label_log_probs(batch["input_ids"], batch["attention_mask"]).log_softmax(-1)
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the `unlabelled` calibration has been fitted (by `fit`, or loaded from its checkpoint)."""
+        return not self.unlabelled_offset.isnan().any()
+
     def calibrate(self, raw: torch.Tensor, calibration: str | None = None) -> torch.Tensor:
-        """Calibrated log-scores of a whole set of reviews (`unlabelled` uses the set's own score distribution)."""
+        """Calibrated log-scores of any number of reviews, one included (`transductive`: of a whole set only)."""
         calibration = calibration or self.hparams.calibration
         if calibration == "content_free":
             return raw - self._ensure_prior().to(raw.device)
-        return balance(raw) if calibration == "unlabelled" else raw
+        if calibration == "unlabelled":
+            if not self.fitted:
+                raise UserError(
+                    "the zero-shot `unlabelled` calibration is not fitted: run `python -m src fit` with this recipe "
+                    "(it scores unlabelled training reviews, trains nothing) and pass its checkpoint "
+                    "(--ckpt_path <run>/checkpoints/last.ckpt), or set --model.calibration content_free")
+            return centre(raw) - self.unlabelled_offset.to(raw.device)
+        return balance(raw) if calibration == "transductive" else raw
+
+    def setup(self, stage: str) -> None:
+        """Nothing trains: the model stays in eval mode (no dropout) in fit too."""
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        """`fit` scores training reviews for the `unlabelled` calibration; their labels are not read."""
+        self._train_scores.append(self(batch))
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._fit_calibration()  # Lightning validates at an epoch's end before on_train_epoch_end
+
+    def on_train_epoch_end(self) -> None:
+        self._fit_calibration()
+
+    def _fit_calibration(self) -> None:
+        if not self._train_scores:
+            return
+        scores = self.all_gather(torch.cat(self._train_scores)).reshape(-1, len(self.label_ids))
+        self._train_scores = []
+        self.unlabelled_offset.copy_(centre(scores).median(0).values)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The language model is frozen and reloads from `model_name`: a checkpoint keeps the calibration only
+        # (kilobytes instead of the model's 0.5 GB); on_load_checkpoint puts the loaded weights back for strict loading.
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"].update({f"model.{k}": v for k, v in self.model.state_dict().items()})
 
     def _common_step(self, batch: dict, stage: str) -> None:
-        if stage == "train":
-            raise UserError("the zero-shot classifier trains nothing: run validate, test or predict instead of fit")
         raw = self(batch)
-        for kind in ("none", "content_free"):  # per-batch calibrations: metrics update as we go
+        kinds = ["none", "content_free"] + (["unlabelled"] if self.fitted else [])
+        for kind in kinds:  # calibrations that score each review on its own: metrics update as we go
             self._update(f"{stage}_{kind}", self.calibrate(raw, kind), batch["labels"])
             self.log_dict(self.metrics[f"{stage}_{kind}"])
-        if self.hparams.calibration != "unlabelled":
+        if self.hparams.calibration in kinds:
             self._update(f"{stage}_main", self.calibrate(raw), batch["labels"])
             self.log_dict(self.metrics[f"{stage}_main"], prog_bar=True)
+        elif not self.trainer.sanity_checking:  # before fit has calibrated, the sanity check logs what it can
+            self.calibrate(raw)  # raises the not-fitted error
         self._scores.append(raw)
         self._labels.append(batch["labels"])
 
@@ -146,17 +201,15 @@ class ZeroShotClassifier(HFModule):
         self.metrics[key].update(class_scores(log_scores.softmax(-1)), labels)
 
     def _epoch_end(self, stage: str) -> None:
-        """`unlabelled` needs every evaluated review's score (from every rank) before it can classify one, so its
+        """`transductive` needs every evaluated review's score (from every rank) before it can classify one, so its
         metrics are updated here, once, from the gathered scores."""
         if not self._scores:
             return
         scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))
         labels = self.all_gather(torch.cat(self._labels)).reshape(-1)
         self._scores, self._labels = [], []
-        keys = [f"{stage}_unlabelled"] + ([f"{stage}_main"] if self.hparams.calibration == "unlabelled" else [])
-        for key in keys:
-            self._update(key, self.calibrate(scores, "unlabelled"), labels)
-            self.log_dict(self.metrics[key])
+        self._update(f"{stage}_transductive", self.calibrate(scores, "transductive"), labels)
+        self.log_dict(self.metrics[f"{stage}_transductive"])
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")
@@ -164,19 +217,15 @@ class ZeroShotClassifier(HFModule):
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Raw scores; `PredictionWriter` calls `finalize_predictions` once it holds every row."""
-        return {"id": batch["idx"].tolist(), "text": batch["text"], "scores": self(batch).tolist()}
+    def on_predict_start(self) -> None:
+        self.calibrate(torch.zeros(1, len(self.label_ids)))  # a missing calibration fails before any work
 
-    def finalize_predictions(self, rows: list[dict]) -> list[dict]:
-        """Calibrate over all predicted reviews, then label them."""
-        if not rows:
-            return rows
-        probs = self.calibrate(torch.tensor([row.pop("scores") for row in rows])).softmax(-1)
-        for row, p in zip(rows, probs.tolist()):
-            label = max(range(len(p)), key=p.__getitem__)
-            row.update(label=label, label_name=self.hparams.label_names[label], probabilities=p)
-        return rows
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Each review's label and class probabilities, calibrated on its own."""
+        probs = self.calibrate(self(batch)).softmax(-1)
+        labels = probs.argmax(-1).tolist()
+        return {"id": batch["idx"].tolist(), "text": batch["text"], "label": labels,
+                "label_name": [self.hparams.label_names[i] for i in labels], "probabilities": probs.tolist()}
 
     def configure_optimizers(self):
         return None  # zero-shot: nothing is trained
