@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's pictures, from real runs: TensorBoard screenshots (headless Chromium) and a plot of the curves.
+# The pictures of docs/tensorboard.md, from real runs: TensorBoard screenshots (headless Chromium) and a plot of the curves.
 # Needs: apt-get install chromium.
-# To run: bash docs/make_figures.sh outputs/bert_imdb/version_8 "make fit" [outputs/bert_imdb/version_9]
+# To run: bash docs/make_figures.sh outputs/bert_imdb/version_0 "make fit" [outputs/bert_imdb/version_0/validate/version_0]
 #   (the optional third run, e.g. a `validate` of the best checkpoint, gives the IMAGES screenshot)
 set -euo pipefail
 RUN=${1:?run folder, e.g. outputs/bert_imdb/version_0}

@@ -1,5 +1,6 @@
-"""Use a trained run from Python: load a run folder, a checkpoint or an export folder, then classify texts (or generate, or fill
-masks: whatever the run's module predicts), with the same tokenization and the same rows as `python -m src predict`.
+"""Use a trained run from Python: load a run folder, a checkpoint or an export folder, then classify texts (or
+generate, or fill masks: whatever the run's module predicts), with the same tokenization and the same rows as
+`python -m src predict`.
 
 To run:
     from src.api import load
@@ -71,8 +72,8 @@ def checkpoint_state(path: str | Path) -> dict:
     found = [path] if path.is_file() else (sorted((path / "checkpoints").glob("best*.ckpt"))
                                            or sorted((path / "checkpoints").glob("last.ckpt")))
     if not found:
-        raise UserError(f"{path} is neither a checkpoint, a run folder with checkpoints/best*.ckpt or last.ckpt, nor an "
-                        "export with training_run.json; fix: pass outputs/<recipe>/version_N, a .ckpt file or "
+        raise UserError(f"{path} is neither a checkpoint, a run folder with checkpoints/best*.ckpt or last.ckpt, nor "
+                        "an export with training_run.json; fix: pass outputs/<recipe>/version_N, a .ckpt file or "
                         "outputs/<recipe>/version_N/export/best")
     state = torch.load(found[-1], map_location="cpu", weights_only=True, mmap=True)
     for key in ("hyper_parameters", "datamodule_hyper_parameters"):

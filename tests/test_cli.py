@@ -250,4 +250,24 @@ def test_a_fit_into_a_log_file_prints_progress_lines_and_plain_notes(tiny_bert, 
     assert "litlogger" not in notes and "litmodels" not in notes and "Skipping setting a default" not in notes
     (table,) = [r.getMessage() for r in caplog.records if "Trainable params" in r.getMessage()]
     assert "| Params" in table and "FLOPs" not in table  # Lightning's FLOPs column read 0 without example inputs
-    assert "tokenizing train:" not in err + out and "it/s]" not in err and "examples/s]" not in err  # no bars in a log file
+    bars = ("tokenizing train:", "it/s]", "examples/s]")  # no progress bars in a log file
+    assert not [bar for bar in bars if bar in err + out]
+
+
+def test_own_csv_data_with_three_classes_fits_and_predicts_named_classes(tiny_bert, tmp_path):
+    import csv
+
+    from src.api import load
+
+    names = ["negative", "mixed", "positive"]
+    (tmp_path / "mine").mkdir()
+    with open(tmp_path / "mine" / "train.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows([[f"{names[i % 3]} review number {i}", i % 3] for i in range(48)])
+    main(["fit", *tiny_args(tiny_bert, tmp_path / "mine", tmp_path, trainer__max_epochs=1, data__val_size="0.25"),
+          "--data.num_labels", "3", "--model.init_args.label_names", json.dumps(names)])
+    (run,) = (tmp_path / "runs" / "bert_imdb").iterdir()
+    for source in (run, run / "export" / "best"):
+        rows = load(source).predict(["a mixed review", "a positive review"])
+        assert all(len(r["probabilities"]) == 3 and r["label_name"] == names[r["label"]] for r in rows)

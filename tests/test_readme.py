@@ -1,4 +1,5 @@
-"""Every `python -m src` command in the README parses as written (dry run: `--print_config` instantiates nothing)."""
+"""Every `python -m src` command in the README and docs/ parses as written (dry run: `--print_config` instantiates
+nothing)."""
 
 import re
 import shlex
@@ -9,15 +10,17 @@ import yaml
 
 from src.cli import main
 
+DOCS = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
 
-def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", Path("README.md").read_text(), flags=re.S)
+
+def readme_commands(docs: list[Path] = DOCS) -> list[str]:
+    blocks = [b for doc in docs for b in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S)]
     lines = [line.strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines if "src" in shlex.split(line, comments=True)]  # not `make fit  # ... -m src`
 
 
 def test_the_readme_has_commands_for_every_task():
-    text = " ".join(readme_commands())
+    text = " ".join(readme_commands([Path("README.md")]))
     for config in ("bert_imdb", "gpt_generate", "gpt_zeroshot_imdb", "gpt_finetune_imdb", "mlm_imdb",
                    "bert_imdb/adapted", "mlm_scratch_imdb", "strategies/ddp"):
         assert f"configs/{config}.yaml" in text, config

@@ -67,6 +67,7 @@ class ModelTable(ModelSummary):
         rows = [" | ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)) for row in zip(*(v for _, v in columns))]
         totals = [(get_human_readable_count(trainable_parameters), "Trainable params"),
                   (get_human_readable_count(total_parameters - trainable_parameters), "Non-trainable params"),
+                  (get_human_readable_count(total_parameters), "Total params"),
                   (get_formatted_model_size(model_size), "Total estimated model params size (MB)"),
                   (total_training_modes["train"], "Modules in train mode"),
                   (total_training_modes["eval"], "Modules in eval mode")]
