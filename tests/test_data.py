@@ -216,3 +216,33 @@ def test_the_training_loader_saves_and_restores_its_place_in_the_epoch(tiny_bert
     resumed.load_state_dict(state)  # as Lightning does from a checkpoint, before it asks for the loader
     rest = [b["input_ids"] for b in resumed.train_dataloader()]
     assert len(rest) == 7 and all(a.equal(b) for a, b in zip(rest, full[3:]))
+
+
+def test_balanced_sample_takes_each_class_equally_and_follows_its_seed():
+    from src.data.classification import balanced_sample
+
+    labels = [0] * 70 + [1] * 20 + [2] * 10
+    chosen = balanced_sample(labels, 16, 3, seed=1)
+    counts = [sum(labels[i] == c for i in chosen) for c in range(3)]
+    assert counts == [6, 5, 5] and len(set(chosen)) == 16 and chosen == sorted(chosen)
+    assert chosen == balanced_sample(labels, 16, 3, seed=1) != balanced_sample(labels, 16, 3, seed=2)
+    assert set(balanced_sample(labels, 30, 3, seed=0)) >= {i for i, y in enumerate(labels) if y == 2}
+
+
+def test_a_label_budget_larger_than_a_class_says_so(tiny_bert, imdb_dir, tmp_path):
+    from src.errors import UserError
+
+    dm = ClassificationDataModule(tokenizer=tiny_bert, source=str(imdb_dir), val_size=16, label_budget=1000,
+                                  cache_dir=str(tmp_path / "c"))
+    with pytest.raises(UserError, match="data.label_budget 1000 needs 500 reviews of class 0"):
+        fit_ready(dm)
+
+
+def test_the_label_budget_trains_on_a_balanced_sample_and_keeps_the_validation_split(tiny_bert, imdb_dir, tmp_path):
+    common = {"tokenizer": tiny_bert, "source": str(imdb_dir), "val_size": 16, "cache_dir": str(tmp_path / "c")}
+    full = fit_ready(ClassificationDataModule(**common))
+    few = fit_ready(ClassificationDataModule(**common, label_budget=8, label_seed=3))
+    assert sorted(few.splits["train"]["label"]) == [0] * 4 + [1] * 4
+    assert few.splits["validation"]["input_ids"] == full.splits["validation"]["input_ids"]
+    train = {tuple(x) for x in full.splits["train"]["input_ids"]}
+    assert all(tuple(x) in train for x in few.splits["train"]["input_ids"])  # drawn from the training reviews

@@ -1,9 +1,11 @@
 """Labelled reviews for classification: each review tokenized and truncated to `max_length` (head, or head and
-tail), optionally inside a prompt template for zero-shot scoring by a causal LM.
+tail), optionally inside a prompt template for zero-shot scoring by a causal LM; optionally only a seeded,
+class-balanced sample of `label_budget` labelled training reviews (the label-budget study's runs).
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
+import random
 from typing import Literal
 
 import datasets
@@ -22,6 +24,8 @@ class ClassificationDataModule(ReviewDataModule):
         truncation: Literal["head", "head_tail"] = "head_tail",
         prompt_template: str | None = None,
         num_labels: int = 2,
+        label_budget: int | None = None,
+        label_seed: int = 0,
         **kwargs,
     ):
         """
@@ -31,6 +35,9 @@ class ClassificationDataModule(ReviewDataModule):
             prompt_template: for a causal LM: each review is put in this template at `{text}`,
                 e.g. "Review: {text}\\nOverall, the movie was".
             num_labels: number of classes; labels must lie in 0..num_labels-1.
+            label_budget: train on a seeded, class-balanced sample of this many labelled training reviews
+                (taken after the validation split); None: all of them (or `limit_train`).
+            label_seed: seed of that sample.
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
         super().__init__(**kwargs)
@@ -47,6 +54,12 @@ class ClassificationDataModule(ReviewDataModule):
         hp = self.hparams
         return tokenize(texts, self.tokenizer, hp.max_length, hp.truncation, hp.prompt_template)
 
+    def train_set(self, train: datasets.Dataset, tokenized: dict[str, datasets.Dataset]) -> datasets.Dataset:
+        hp = self.hparams
+        if hp.label_budget is None:
+            return super().train_set(train, tokenized)
+        return train.select(balanced_sample(train["label"], hp.label_budget, hp.num_labels, hp.label_seed))
+
     def check_labels(self, ds: datasets.Dataset, split: str) -> None:
         n = self.hparams.num_labels
         bad = sorted(x for x in set(ds.unique("label")) if not (isinstance(x, int) and 0 <= x < n))
@@ -55,3 +68,18 @@ class ClassificationDataModule(ReviewDataModule):
                 f"split {split!r} of {self.source!r} has labels {bad[:5]} outside the classes "
                 f"0..{n - 1}; fix: relabel the data or set data.num_labels"
             )
+
+
+def balanced_sample(labels: list[int], n: int, num_labels: int, seed: int) -> list[int]:
+    """Sorted indices of a seeded sample of `n` rows, `n // num_labels` of each class (one more for the first
+    `n % num_labels` classes)."""
+    rng = random.Random(seed)
+    chosen = []
+    for c in range(num_labels):
+        rows = [i for i, y in enumerate(labels) if y == c]
+        want = n // num_labels + (c < n % num_labels)
+        if want > len(rows):
+            raise UserError(f"data.label_budget {n} needs {want} reviews of class {c}, the training split has "
+                            f"{len(rows)}; fix: lower data.label_budget")
+        chosen += rng.sample(rows, want)
+    return sorted(chosen)

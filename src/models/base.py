@@ -80,6 +80,16 @@ class HFModule(L.LightningModule):
             if isinstance(metric, Metric):
                 metric.reset()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # A frozen model (zero-shot, linear probe) reloads from `model_name`: its checkpoint keeps what was fitted only
+        # (kilobytes, not the model's weights); on_load_checkpoint puts the loaded weights back for strict loading.
+        if not any(p.requires_grad for p in self.model.parameters()):
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if not any(k.startswith("model.") for k in checkpoint["state_dict"]):
+            checkpoint["state_dict"].update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+
     def export_model(self) -> PreTrainedModel:
         """The model that `HFExport` saves as a Hugging Face folder."""
         return self.model

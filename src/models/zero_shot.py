@@ -175,14 +175,6 @@ class ZeroShotClassifier(HFModule):
         self._train_scores = []
         self.unlabelled_offset.copy_(centre(scores).median(0).values)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The language model is frozen and reloads from `model_name`: a checkpoint keeps the calibration only
-        # (kilobytes instead of the model's 0.5 GB); on_load_checkpoint puts the loaded weights back for strict loading.
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["state_dict"].update({f"model.{k}": v for k, v in self.model.state_dict().items()})
-
     def _common_step(self, batch: dict, stage: str) -> None:
         raw = self(batch)
         kinds = ["none", "content_free"] + (["unlabelled"] if self.fitted else [])

@@ -1,0 +1,83 @@
+"""LinearProbe: a frozen encoder's mean-pooled sentence embeddings (the way sentence-transformers pools
+all-MiniLM-L6-v2: mean over real tokens, then L2-normalised) and logistic regression on them.
+
+`fit` embeds the training reviews once (no gradients through the encoder) and then fits the logistic regression on
+those embeddings in one full-batch L-BFGS solve, as scikit-learn's `LogisticRegression` would: the cheap baseline for a
+few labels. Evaluation and prediction are the classifier's.
+
+To run: python -m src.study run --config configs/studies/label_budget.yaml   (the linear_probe rows)
+"""
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+
+from src.models.classifier import SequenceClassifier
+from src.pretrained import from_pretrained
+
+
+class LinearProbe(SequenceClassifier):
+    """Logistic regression on a frozen encoder's mean-pooled, normalised embeddings."""
+
+    def __init__(self, l2: float = 1e-3, max_iter: int = 200, **kwargs):
+        """
+        Args:
+            l2: L2 penalty on the weights (the inverse of scikit-learn's C, per example).
+            max_iter: L-BFGS iterations of the fit.
+            **kwargs: the classifier's arguments: model_name, label_names.
+        """
+        super().__init__(**kwargs)
+        self.head = nn.Linear(self.model.config.hidden_size, len(self.hparams.label_names))
+        self.automatic_optimization = False  # fit solves the regression itself, once
+        self._features: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def load_model(self) -> PreTrainedModel:
+        return from_pretrained(AutoModel, self.hparams.model_name).eval().requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        """The encoder stays frozen and in eval mode (no dropout) in fit too."""
+
+    @torch.no_grad()
+    def embed(self, batch: dict) -> torch.Tensor:
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"][..., None].to(hidden.dtype)
+        return nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).float()
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(self.embed(batch))
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        self._features.append(self.embed(batch))
+        self._labels.append(batch["labels"])
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._fit_head()  # Lightning validates at an epoch's end before on_train_epoch_end
+
+    def on_train_epoch_end(self) -> None:
+        self._fit_head()
+
+    def _fit_head(self) -> None:
+        if not self._features:
+            return
+        x = self.all_gather(torch.cat(self._features)).reshape(-1, self.head.in_features)
+        y = self.all_gather(torch.cat(self._labels)).reshape(-1)
+        self._features, self._labels = [], []
+        with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
+            x, y = x.clone(), y.clone()
+            nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
+            optimizer = torch.optim.LBFGS(self.head.parameters(), max_iter=self.hparams.max_iter,
+                                          line_search_fn="strong_wolfe")
+
+            def loss() -> torch.Tensor:
+                optimizer.zero_grad()
+                value = nn.functional.cross_entropy(self.head(x), y)
+                value = value + self.hparams.l2 * self.head.weight.square().sum()
+                value.backward()
+                return value
+
+            optimizer.step(loss)
+
+    def configure_optimizers(self):
+        return None  # the head is solved in _fit_head
