@@ -83,8 +83,8 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
         if info.get("missing_keys"):
             new = sorted(info["missing_keys"])
             listed = ", ".join(new[:4]) + (", ..." if len(new) > 4 else "")
-            rank_zero_info(f"{type(loaded).__name__}: {len(new)} weights are not in {name} and start random, to be "
-                           f"trained by fit (expected for a new head): {listed}")
+            rank_zero_info(f"{type(loaded).__name__}: {len(new)} weights are not in {name} and start random (a new "
+                           f"head: fit trains it, a checkpoint replaces it): {listed}")
     quantizer = getattr(loaded, "hf_quantizer", None)
     if "gguf_file" in extra and quantizer is not None and all(p.is_floating_point() for p in loaded.parameters()):
         # The GGUF weights were de-quantized to plain floats on load, but the model is still marked

@@ -327,8 +327,8 @@ def summarise(study: dict, rows: list[dict]) -> list[dict]:
 
 def markdown(study: dict, cells: list[dict], rows: list[dict]) -> str:
     budgets = sorted({c["labels"] for c in cells})
-    lines = [f"| approach | {' | '.join(f'N = {n}' for n in budgets)} | fit s (median) | eval reviews/s |",
-             "| --- |" + " ---: |" * (len(budgets) + 2)]
+    lines = [f"| approach | {' | '.join(f'N = {n}' for n in budgets)} | fit s (median run) | eval reviews/s | device |",
+             "| --- |" + " ---: |" * (len(budgets) + 2) + " --- |"]
     for a in study["approaches"]:
         mine = {c["labels"]: c for c in cells if c["approach"] == a["name"]}
         if not mine:
@@ -338,9 +338,10 @@ def markdown(study: dict, cells: list[dict], rows: list[dict]) -> str:
             c = mine.get(n)
             values.append("" if c is None else f"{100 * c['mean']:.1f} ±{100 * c['seed_half']:.1f} "
                           f"({100 * c['boot_low']:.1f}–{100 * c['boot_high']:.1f})")
-        any_cell = next(iter(mine.values()))
-        lines.append(f"| {a['name']} | {' | '.join(values)} | {any_cell['fit_s']:.0f} | "
-                     f"{any_cell['eval_reviews_per_s']:.1f} |")
+        runs = [r for r in rows if r["approach"] == a["name"] and r["status"] == "ok"]
+        devices = ", ".join(sorted({f"{r['device']} {r['precision']}" for r in runs}))
+        lines.append(f"| {a['name']} | {' | '.join(values)} | {statistics.median(r['fit_s'] for r in runs):.0f} | "
+                     f"{statistics.median(r['eval_reviews_per_s'] for r in runs):.1f} | {devices} |")
     failed = [r for r in rows if r["status"] == "failed"]
     n_eval = len(next((r["correct"] for r in rows if r["status"] == "ok"), []))
     notes = [
