@@ -122,8 +122,8 @@ def command(study: dict, approach: dict, run: dict, run_dir: Path) -> list[str]:
     return args
 
 
-def demonstrations(study: dict, n: int, seed: int) -> list[str]:
-    """`n` class-balanced labelled training reviews (never evaluation ones) as the in-context classifier's arguments."""
+def demonstrations(study: dict, n: int, seed: int) -> tuple[list[str], list[int]]:
+    """`n` class-balanced labelled training reviews (never evaluation ones), in a seeded order, with their labels."""
     from src.data.classification import balanced_sample
     from src.data.sources import default_source, load_source
 
@@ -131,8 +131,7 @@ def demonstrations(study: dict, n: int, seed: int) -> list[str]:
     train = raw["train"].train_test_split(test_size=study["val_size"], seed=study["split_seed"])["train"]
     rows = balanced_sample(train["label"], n, 2, seed)
     random.Random(seed).shuffle(rows)  # classes interleaved at random, not sorted
-    return ["--model.init_args.demonstrations", json.dumps([train[i]["text"] for i in rows]),
-            "--model.init_args.demonstration_labels", json.dumps([train[i]["label"] for i in rows])]
+    return [train[i]["text"] for i in rows], [train[i]["label"] for i in rows]
 
 
 def run_one(spec: dict) -> dict:
@@ -146,7 +145,9 @@ def run_one(spec: dict) -> dict:
     run_dir = Path(spec["run_dir"])
     args = command(study, approach, run, run_dir)
     if approach["labels_from"] == "demonstrations":
-        args += demonstrations(study, run["labels"], run["seed"])
+        texts, labels = demonstrations(study, run["labels"], run["seed"])
+        args += ["--model.init_args.demonstrations", json.dumps(texts),
+                 "--model.init_args.demonstration_labels", json.dumps(labels)]
     start = time.perf_counter()
     cli = main(args, run=False)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule

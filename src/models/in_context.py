@@ -48,7 +48,7 @@ class InContextClassifier(ZeroShotClassifier):
         if self._prefix is None or self._prefix[0][0].device != self.device:
             ids = torch.tensor([self.prefix_ids()], device=self.device)
             with torch.no_grad():
-                cache = self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+                cache = self.model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
             self._prefix = [(layer.keys, layer.values) for layer in cache.layers]
         return self._prefix
 
@@ -58,6 +58,6 @@ class InContextClassifier(ZeroShotClassifier):
         cache = DynamicCache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in prefix],
                              config=self.model.config)
         mask = torch.cat([attention_mask.new_ones(n, prefix[0][0].shape[-2]), attention_mask], 1)
-        out = self.model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+        out = self.model(input_ids=input_ids, attention_mask=mask, cache=cache, use_cache=True,
                          output_hidden_states=True, logits_to_keep=1)
         return out.hidden_states[-1]  # the queries' positions only
