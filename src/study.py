@@ -53,7 +53,8 @@ def load_study(path: str | Path, quick: bool = False) -> dict:
             for key in ("budgets", "seeds"):
                 if key in a:
                     a[key] = a[key][:2]
-    if quick:  # its own folder: its rows never mix with the full study's
+    if quick:  # its own folder, and no doc: its rows never mix with the full study's
+        study.pop("doc", None)
         study |= {"name": f"{study['name']}_quick", "eval_size": min(study["eval_size"], 16),
                   "budgets": sorted(study["budgets"])[:2], "seeds": study["seeds"][:2], "bootstrap": 200}
     return study
@@ -409,7 +410,24 @@ def report(study: dict) -> Path:
     plot(study, cells, out / "learning_curve.png")
     log_hparams(study, rows, out / "tensorboard")
     print(f"report: {out / 'report.md'}, {out / 'learning_curve.png'}, HPARAMS in {out / 'tensorboard'}", flush=True)
+    if study.get("doc"):
+        write_doc(study, (out / "report.md").read_text(), out / "learning_curve.png")
     return out / "report.md"
+
+
+def write_doc(study: dict, table: str, png: Path) -> None:
+    """The report's table and plot into the study's `doc` (between its markers), for readers of the repository."""
+    doc = Path(study["doc"])
+    image = doc.parent / f"{study['name']}.png"
+    image.write_bytes(png.read_bytes())
+    start, end = f"<!-- study:{study['name']}:start -->", f"<!-- study:{study['name']}:end -->"
+    text = doc.read_text() if doc.exists() else ""
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start)
+    body = f"{table}\n![{study['name']}: accuracy by label budget]({image.name})\n"
+    doc.write_text(f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}")
+    print(f"-> {doc}, {image}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

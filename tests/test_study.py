@@ -118,3 +118,13 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_and_reports(t
     assert "| finetune |" in report and "| linear_probe |" in report and "broken N=4 seed=0" in report
     assert (tmp_path / "studies" / "quick_quick" / "learning_curve.png").stat().st_size > 10_000
     assert list((tmp_path / "studies" / "quick_quick" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_the_report_goes_into_the_doc_between_its_markers_and_keeps_the_rest(tmp_path):
+    doc, png = tmp_path / "results.md", tmp_path / "curve.png"
+    png.write_bytes(b"png")
+    doc.write_text("intro\n<!-- study:s:start -->\nold\n<!-- study:s:end -->\nafter\n")
+    st.write_doc({"name": "s", "doc": str(doc)}, "| new table |\n", png)
+    text = doc.read_text()
+    assert text.startswith("intro\n<!-- study:s:start -->\n| new table |") and text.endswith("<!-- study:s:end -->\nafter\n")
+    assert "old" not in text and (tmp_path / "s.png").read_bytes() == b"png" and "](s.png)" in text
