@@ -4,7 +4,8 @@ import torch
 from src.models.in_context import InContextClassifier
 from tests.test_zero_shot import TEMPLATE, encode, manual_log_prob
 
-pytestmark = pytest.mark.filterwarnings("error::FutureWarning")  # no deprecated transformers calls (e.g. past_key_values)
+# No deprecated transformers calls (past_key_values became cache).
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 
 
 def module_with(model: str, **kwargs) -> InContextClassifier:

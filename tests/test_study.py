@@ -126,5 +126,6 @@ def test_the_report_goes_into_the_doc_between_its_markers_and_keeps_the_rest(tmp
     doc.write_text("intro\n<!-- study:s:start -->\nold\n<!-- study:s:end -->\nafter\n")
     st.write_doc({"name": "s", "doc": str(doc)}, "| new table |\n", png)
     text = doc.read_text()
-    assert text.startswith("intro\n<!-- study:s:start -->\n| new table |") and text.endswith("<!-- study:s:end -->\nafter\n")
+    assert text.startswith("intro\n<!-- study:s:start -->\n| new table |")
+    assert text.endswith("<!-- study:s:end -->\nafter\n")
     assert "old" not in text and (tmp_path / "s.png").read_bytes() == b"png" and "](s.png)" in text
