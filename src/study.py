@@ -430,7 +430,7 @@ def write_doc(study: dict, table: str, png: Path) -> None:
     print(f"-> {doc}, {image}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src.study", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("run", "run the study's runs not yet done"), ("report", "write the report of what is done")):
@@ -443,7 +443,11 @@ def main(argv: list[str] | None = None) -> None:
                            help="run every run in this process (no start-up per run; for a GPU, no isolation)")
     one = sub.add_parser("one", help=argparse.SUPPRESS)
     one.add_argument("spec")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments().parse_args(argv)
     try:
         if args.command == "one":
             spec_path = Path(args.spec)
