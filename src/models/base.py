@@ -1,5 +1,6 @@
 """The base of the Hugging Face LightningModules: the model and its tokenizer, AdamW with linear warm-up and
-decay (`transformers.get_scheduler`), and `export_model`, the hook HFExport calls for what it saves.
+decay (`transformers.get_scheduler`), and `export_model`, the hook HFExport calls for what it saves. `OnePassFit` is
+for modules whose fit trains nothing by gradient steps (zero-shot calibration, the linear probe).
 
 A new approach is a subclass in its own file: it loads its model in `load_model` and defines `_common_step`, which
 the training, validation and test steps call with their stage.
@@ -108,3 +109,38 @@ class HFModule(L.LightningModule):
         scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
                                   num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class OnePassFit:
+    """Mixed into a module whose `fit` trains nothing by gradient steps: one pass over the training data `collect`s
+    tensors from each batch, and `solve` gets them, gathered from every process, once: before the first validation
+    (Lightning validates at an epoch's end before `on_train_epoch_end`) or at the epoch's end. The model stays frozen
+    and in eval mode; there is no optimizer."""
+
+    def collect(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def solve(self, *collected: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def setup(self, stage: str) -> None:  # not HFModule.setup: no train mode
+        self.automatic_optimization = False
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        self.__dict__.setdefault("_collected", []).append(self.collect(batch))
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._solve_collected()
+
+    def on_train_epoch_end(self) -> None:
+        self._solve_collected()
+
+    def _solve_collected(self) -> None:
+        collected = self.__dict__.pop("_collected", None)
+        if collected:
+            parts = [torch.cat(part) for part in zip(*collected)]
+            self.solve(*(self.all_gather(x).reshape(-1, *x.shape[1:]) for x in parts))
+
+    def configure_optimizers(self):
+        return None

@@ -12,11 +12,12 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
+from src.models.base import OnePassFit
 from src.models.classifier import SequenceClassifier
 from src.pretrained import from_pretrained
 
 
-class LinearProbe(SequenceClassifier):
+class LinearProbe(OnePassFit, SequenceClassifier):
     """Logistic regression on a frozen encoder's mean-pooled, normalised embeddings."""
 
     def __init__(self, l2: float = 1e-3, max_iter: int = 200, **kwargs):
@@ -28,15 +29,9 @@ class LinearProbe(SequenceClassifier):
         """
         super().__init__(**kwargs)
         self.head = nn.Linear(self.model.config.hidden_size, len(self.hparams.label_names))
-        self.automatic_optimization = False  # fit solves the regression itself, once
-        self._features: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
 
     def load_model(self) -> PreTrainedModel:
         return from_pretrained(AutoModel, self.hparams.model_name).eval().requires_grad_(False)
-
-    def setup(self, stage: str) -> None:
-        """The encoder stays frozen and in eval mode (no dropout) in fit too."""
 
     @torch.no_grad()
     def embed(self, batch: dict) -> torch.Tensor:
@@ -47,23 +42,11 @@ class LinearProbe(SequenceClassifier):
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.embed(batch))
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        self._features.append(self.embed(batch))
-        self._labels.append(batch["labels"])
+    def collect(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embed(batch), batch["labels"]
 
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self._fit_head()  # Lightning validates at an epoch's end before on_train_epoch_end
-
-    def on_train_epoch_end(self) -> None:
-        self._fit_head()
-
-    def _fit_head(self) -> None:
-        if not self._features:
-            return
-        x = self.all_gather(torch.cat(self._features)).reshape(-1, self.head.in_features)
-        y = self.all_gather(torch.cat(self._labels)).reshape(-1)
-        self._features, self._labels = [], []
+    def solve(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Logistic regression on the embeddings: one full-batch L-BFGS solve of the penalised cross-entropy."""
         with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
             x, y = x.clone(), y.clone()
             nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
@@ -78,6 +61,3 @@ class LinearProbe(SequenceClassifier):
                 return value
 
             optimizer.step(loss)
-
-    def configure_optimizers(self):
-        return None  # the head is solved in _fit_head

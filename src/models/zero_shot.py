@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from src.data.text import tokenize
 from src.errors import UserError
-from src.models.base import EVAL_STAGES, HFModule
+from src.models.base import EVAL_STAGES, HFModule, OnePassFit
 from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
 
@@ -42,7 +42,7 @@ def balance(log_scores: torch.Tensor) -> torch.Tensor:
     return centre(log_scores) - centre(log_scores).median(0).values
 
 
-class ZeroShotClassifier(HFModule):
+class ZeroShotClassifier(OnePassFit, HFModule):
     """Scores each class by the log-probability of its label word after the prompt."""
 
     def __init__(
@@ -77,8 +77,6 @@ class ZeroShotClassifier(HFModule):
         self.register_buffer("unlabelled_offset", torch.full((n,), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
-        self._train_scores: list[torch.Tensor] = []
-        self.automatic_optimization = False  # fit trains nothing: no optimizer, no backward
 
     def load_model(self) -> PreTrainedModel:
         return from_pretrained(AutoModelForCausalLM, self.hparams.model_name).eval().requires_grad_(False)
@@ -154,25 +152,11 @@ class ZeroShotClassifier(HFModule):
             return centre(raw) - self.unlabelled_offset.to(raw.device)
         return balance(raw) if calibration == "transductive" else raw
 
-    def setup(self, stage: str) -> None:
-        """Nothing trains: the model stays in eval mode (no dropout) in fit too."""
-
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def collect(self, batch: dict) -> tuple[torch.Tensor]:
         """`fit` scores training reviews for the `unlabelled` calibration; their labels are not read."""
-        self._train_scores.append(self(batch))
+        return (self(batch),)
 
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self._fit_calibration()  # Lightning validates at an epoch's end before on_train_epoch_end
-
-    def on_train_epoch_end(self) -> None:
-        self._fit_calibration()
-
-    def _fit_calibration(self) -> None:
-        if not self._train_scores:
-            return
-        scores = self.all_gather(torch.cat(self._train_scores)).reshape(-1, len(self.label_ids))
-        self._train_scores = []
+    def solve(self, scores: torch.Tensor) -> None:
         self.unlabelled_offset.copy_(centre(scores).median(0).values)
 
     def _common_step(self, batch: dict, stage: str) -> None:
@@ -218,6 +202,3 @@ class ZeroShotClassifier(HFModule):
         labels = probs.argmax(-1).tolist()
         return {"id": batch["idx"].tolist(), "text": batch["text"], "label": labels,
                 "label_name": [self.hparams.label_names[i] for i in labels], "probabilities": probs.tolist()}
-
-    def configure_optimizers(self):
-        return None  # zero-shot: nothing is trained
