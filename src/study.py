@@ -373,13 +373,14 @@ def plot(study: dict, cells: list[dict], path: Path) -> None:
             continue
         x = [c["labels"] for c in mine]
         y = [100 * c["mean"] for c in mine]
-        ax.plot(x, y, marker="o", label=a["name"])
+        (line,) = ax.plot(x, y, marker="o", label=a["name"])
+        ax.errorbar(x, y, yerr=[100 * c["seed_half"] for c in mine], fmt="none", capsize=3, color=line.get_color())
         ax.fill_between(x, [100 * (c["mean"] - c["seed_half"]) for c in mine],
                         [100 * (c["mean"] + c["seed_half"]) for c in mine], alpha=0.2)
     ax.set_xscale("log")
     ax.set_xlabel("human labels (log scale)")
     ax.set_ylabel("accuracy on the evaluation reviews (%)")
-    ax.set_title(f"{study['name']}: accuracy by label budget (bands: 95% interval over seeds)")
+    ax.set_title(f"{study['name']}: accuracy by label budget (bars and bands: 95% interval over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
