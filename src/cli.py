@@ -159,7 +159,8 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
         print("stopped by SIGTERM; the last checkpoint was saved: continue with --ckpt_path last", file=sys.stderr)
         sys.exit(143)  # 128 + SIGTERM, as if the signal had ended the process
     except argparse.ArgumentError as err:  # a misspelled key, a wrong type, a missing file
-        subcommand = next((a for a in args or sys.argv[1:] if a in CLI.subcommands()), "")
+        # run=False (a study run, a benchmark) parses without a subcommand: those build a fit
+        subcommand = next((a for a in args or sys.argv[1:] if a in CLI.subcommands()), "fit")
         message = " ".join(line.strip() for line in str(err).splitlines())
         see = f"python -m src {subcommand} --help"
         # A misspelled argument of a class picked by class_path: name it and the class's own help.

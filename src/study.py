@@ -295,7 +295,7 @@ def seed_interval(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return mean, 0.0
     df = len(values) - 1
-    t = T95.get(df) or T95[max(k for k in T95 if k <= df)] if df <= 30 else 1.96
+    t = T95[max(k for k in T95 if k <= df)] if df <= 30 else 1.96  # between table rows: the larger t (wider)
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
