@@ -22,18 +22,16 @@ from torch import nn
 from transformers import pipeline
 
 from src.api import load
-from src.data.sources import default_source, load_source
+from src.study import eval_reviews
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- inference:start -->", "<!-- inference:end -->"
 
 
-def reviews(n: int, val_size: int = 2500, seed: int = 42) -> tuple[list[str], list[int]]:
-    """The first `n` held-out validation reviews of configs/bert_imdb.yaml (same seed and size), raw."""
-    parts = load_source(default_source())[0]["train"].train_test_split(test_size=val_size, seed=seed)
-    val = parts["test"].select(range(n))
-    return list(val["text"]), list(val["label"])
+def reviews(n: int) -> tuple[list[str], list[int]]:
+    """The first `n` held-out validation reviews of configs/bert_imdb.yaml (the same seeded split), raw."""
+    return eval_reviews(None, val_size=2500, split_seed=42, size=n)
 
 
 def main() -> None:

@@ -50,11 +50,12 @@ DESCRIBE = {
 
 def sample(n_train: int, n_val: int) -> tuple[list[str], list[int], list[str], list[int]]:
     """The reviews the data module trains and validates on: its seeded split of the training set."""
+    from src.data.base import held_out_split
     from src.data.sources import default_source, load_source
     from src.data.text import clean
 
     raw = load_source(default_source())[0]["train"]
-    parts = raw.train_test_split(test_size=VAL_SIZE, seed=SEED)
+    parts = held_out_split(raw, VAL_SIZE, SEED)
     train, val = parts["train"].select(range(n_train)), parts["test"].select(range(n_val))
     return [clean(t) for t in train["text"]], list(train["label"]), [clean(t) for t in val["text"]], list(val["label"])
 

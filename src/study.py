@@ -92,13 +92,14 @@ def read_rows(study: dict) -> list[dict]:
 def eval_reviews(source: str | None, val_size: int, split_seed: int, size: int) -> tuple[list[str], list[int]]:
     """The evaluation reviews of every run: the first `size` of the data modules' held-out validation split (the same
     seeded split of the training reviews, drawn the same way), or of the source's test split when it has one."""
+    from src.data.base import held_out_split
     from src.data.sources import default_source, load_source
 
     raw, _ = load_source(source or default_source())
     if "test" in raw:  # sources are ordered by label: a seeded sample, not the first rows
         reviews = raw["test"].shuffle(seed=split_seed)
     else:
-        reviews = raw["train"].train_test_split(test_size=val_size, seed=split_seed)["test"]
+        reviews = held_out_split(raw["train"], val_size, split_seed)["test"]
     reviews = reviews.select(range(min(size, len(reviews))))
     return list(reviews["text"]), list(reviews["label"])
 
@@ -125,12 +126,13 @@ def command(study: dict, approach: dict, run: dict, run_dir: Path) -> list[str]:
 
 def demonstrations(study: dict, n: int, seed: int) -> tuple[list[str], list[int]]:
     """`n` class-balanced labelled training reviews (never evaluation ones), in a seeded order, with their labels."""
+    from src.data.base import held_out_split
     from src.data.classification import balanced_sample
     from src.data.sources import default_source, load_source
 
     raw, _ = load_source(study["source"] or default_source())
-    train = raw["train"].train_test_split(test_size=study["val_size"], seed=study["split_seed"])["train"]
-    rows = balanced_sample(train["label"], n, 2, seed)
+    train = held_out_split(raw["train"], study["val_size"], study["split_seed"])["train"]
+    rows = balanced_sample(train["label"], n, len(set(train["label"])), seed)
     random.Random(seed).shuffle(rows)  # classes interleaved at random, not sorted
     return [train[i]["text"] for i in rows], [train[i]["label"] for i in rows]
 

@@ -42,23 +42,23 @@ class HFExport(Callback):
         root = self.root(trainer)  # trainer.log_dir is a collective call under DDP: every process asks
         if not trainer.is_global_zero:
             return
-        self.run = {"model": _described(pl_module), "data": _described(trainer.datamodule)}
-        self._save(pl_module, root / "last")
+        run = {"model": _described(pl_module), "data": _described(trainer.datamodule)}
+        self._save(pl_module, root / "last", run)
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")  # ModelCheckpoint's, when there is one
         if best and Path(best).is_file():
             current = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             state = torch.load(best, map_location=pl_module.device, weights_only=True)["state_dict"]
             pl_module.load_state_dict(state)
-            self._save(pl_module, root / "best")
+            self._save(pl_module, root / "best", run)
             pl_module.load_state_dict(current)
 
-    def _save(self, pl_module: HFModule, path: Path) -> None:
+    def _save(self, pl_module: HFModule, path: Path, run: dict) -> None:
         model, tokenizer = pl_module.export_model(), pl_module.tokenizer
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "training_run.json").write_text(json.dumps(self.run, indent=2, default=str))
+        (tmp / "training_run.json").write_text(json.dumps(run, indent=2, default=str))
         shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)
         rank_zero_info(f"exported a Hugging Face folder to {path}")

@@ -204,8 +204,7 @@ class ReviewDataModule(L.LightningDataModule):
             return
         tokenized = self._load_tokenized(self._needed(stage))
         if "train" in tokenized:
-            n_val = hp.val_size if hp.val_size >= 1 else math.ceil(hp.val_size * len(tokenized["train"]))
-            parts = tokenized["train"].train_test_split(test_size=int(n_val), seed=hp.seed)
+            parts = held_out_split(tokenized["train"], hp.val_size, hp.seed)
             if stage in ("fit", None):  # validate/test: building the training set would be wasted work
                 self.splits["train"] = self.train_set(parts["train"], tokenized)
             self.splits["validation"] = self.eval_set(take(parts["test"], hp.limit_val))
@@ -260,6 +259,14 @@ class ReviewDataModule(L.LightningDataModule):
     def _workers(self) -> dict:
         n = self.hparams.num_workers
         return {"num_workers": n, "persistent_workers": n > 0}
+
+
+def held_out_split(reviews: datasets.Dataset, val_size: float, seed: int) -> datasets.DatasetDict:
+    """The seeded split of the training reviews: `train`, and the held-out `test` part the data modules validate on.
+    Rows keep their order through tokenization, so raw and tokenized reviews split alike (the study and the
+    benchmarks draw their evaluation reviews this way)."""
+    n_val = val_size if val_size >= 1 else math.ceil(val_size * len(reviews))
+    return reviews.train_test_split(test_size=int(n_val), seed=seed)
 
 
 def take(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:

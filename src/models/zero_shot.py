@@ -39,7 +39,8 @@ def centre(log_scores: torch.Tensor) -> torch.Tensor:
 
 def balance(log_scores: torch.Tensor) -> torch.Tensor:
     """Centre each class's score on its median over the rows: with two classes, half go to each."""
-    return centre(log_scores) - centre(log_scores).median(0).values
+    centred = centre(log_scores)
+    return centred - centred.median(0).values
 
 
 class ZeroShotClassifier(OnePassFit, HFModule):
