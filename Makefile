@@ -1,5 +1,6 @@
 # make fit: set up .venv on first use, then fine-tune the classifier (configs/bert_imdb.yaml).
 # make test: set up .venv on first use, then lint and run the whole test suite (make test-fast: without the slow tests).
+# make study: the label-budget study and the prompt grid (hours on 2 CPU cores; resumable) -> outputs/studies, docs/results.md.
 # make bench: the Trainer-versus-fit benchmark (about 80 minutes on 2 CPU cores) -> outputs/bench, docs/benchmarks.md.
 # The virtualenv installs the versions in constraints.txt; it is rebuilt when that file, pyproject.toml or this
 # Makefile changes. TORCH_INDEX_URL picks the torch build: empty takes pip's index (a CPU build on this project's
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet -c constraints.txt
 CONFIG ?= configs/bert_imdb.yaml
 
-.PHONY: fit test test-fast bench tensorboard lint clean
+.PHONY: fit test test-fast study bench tensorboard lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	rm -rf $(VENV)
@@ -33,6 +34,10 @@ test: lint
 
 test-fast: lint
 	$(PY) -m pytest -m "not slow"
+
+study: $(VENV)/.installed
+	$(PY) -m src.study run --config configs/studies/label_budget.yaml
+	$(PY) -m src.prompts run --config configs/studies/prompts.yaml
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/trainer_vs_fit.py

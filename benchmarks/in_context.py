@@ -1,8 +1,9 @@
-"""In-context classification's cost per review against zero-shot's, side by side: the packaged SmolLM2 scores the same
-held-out reviews with no demonstrations (zero-shot), with k = 4 and k = 8 demonstrations held as a KV-cache prefix
-(`InContextClassifier`, as the label-budget study runs it), and, for reference, with the 4 demonstrations written into
-every prompt (re-encoded for each review). Same prompt, same truncation, bf16 autocast where the CPU has it; arms
-alternate round by round, medians.
+"""In-context and distilled classification's cost per review against zero-shot's, side by side: the packaged
+SmolLM2 scores the same held-out reviews with no demonstrations (zero-shot), with k = 4 and k = 8 demonstrations held
+as a KV-cache prefix (`InContextClassifier`, as the label-budget study runs it), and, for reference, with the 4
+demonstrations written into every prompt (re-encoded for each review); and the distilled student, a MiniLM classifier
+(what the study's `distilled` rows train; its weights do not change its speed), classifies them. Same truncation,
+bf16 autocast where the CPU has it; arms alternate round by round, medians.
 
 To run: .venv/bin/python benchmarks/in_context.py   (writes outputs/bench/in_context.json)
 """
@@ -15,10 +16,11 @@ from timing import alternate, write  # benchmarks/timing.py, beside this script
 from src.api import Predictor
 from src.cli import cpu_has_fast_bf16
 from src.data import ClassificationDataModule
-from src.models import InContextClassifier, ZeroShotClassifier
+from src.models import InContextClassifier, SequenceClassifier, ZeroShotClassifier
 from src.study import demonstrations, eval_reviews, load_study
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+STUDENT = "sentence-transformers/all-MiniLM-L6-v2"
 TEMPLATE = "Review: {text}\nOverall, the movie was"
 
 
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="held-out reviews scored per arm and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--arms", nargs="+", help="only the arms whose names start with these (e.g. zero-shot student)")
     args = parser.parse_args()
     study = load_study("configs/studies/label_budget.yaml")
     texts, _ = eval_reviews(study["source"], study["val_size"], study["split_seed"], args.n)
@@ -48,6 +51,11 @@ def main() -> None:
             written = module.tokenizer.decode(module.prefix_ids())
             arms["in-context k=4, no cache (demonstrations in every prompt)"] = predictor(
                 zero, written + TEMPLATE, 256 + prefix_tokens[4])
+    student = SequenceClassifier(model_name=STUDENT)
+    arms["distilled student (MiniLM classifier)"] = Predictor(
+        student, ClassificationDataModule(tokenizer=STUDENT, max_length=256), batch_size=args.batch_size)
+    if args.arms:
+        arms = {name: p for name, p in arms.items() if any(name.startswith(a) for a in args.arms)}
     bf16 = cpu_has_fast_bf16()
 
     def scoring(p: Predictor):

@@ -38,7 +38,11 @@ LABELS_FROM = ("budget", "demonstrations", "none")
 def load_study(path: str | Path, quick: bool = False) -> dict:
     """The study file, checked, with defaults filled in; `quick` keeps 2 seeds, the 2 smallest budgets and 16
     evaluation reviews."""
-    study = yaml.safe_load(Path(path).read_text())
+    return check_study(yaml.safe_load(Path(path).read_text()), path, quick)
+
+
+def check_study(study: dict, path: str | Path, quick: bool = False) -> dict:
+    """A study (read from `path`), checked, with defaults filled in (see `load_study`)."""
     study = {"output_dir": "outputs/studies", "source": None, "val_size": 2500, "split_seed": 42, "eval_size": 1000,
              "bootstrap": 1000, "eval_batch_size": 32, **study}
     for key in ("name", "budgets", "seeds", "approaches"):
@@ -154,6 +158,9 @@ def run_one(spec: dict) -> dict:
     start = time.perf_counter()
     cli = main(args, run=False)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if approach.get("compare") and model.hparams.get("calibration") != "none":
+        raise UserError("an approach with `compare` must predict raw scores; fix: add --model.init_args.calibration "
+                        "none to its args")
     if approach.get("fit", True):
         trainer.fit(model, datamodule=data)
     fit_s = time.perf_counter() - start
@@ -165,7 +172,13 @@ def run_one(spec: dict) -> dict:
         rows = Predictor(model.to(device), data, batch_size=study["eval_batch_size"]).predict(texts)
     eval_s = time.perf_counter() - start
     correct = [int(row["label"] == y) for row, y in zip(rows, labels)]
-    return {**run, "status": "ok", "accuracy": sum(correct) / len(correct), "correct": correct,
+    compared = {}
+    if approach.get("compare"):  # a zero-shot run's reviews under each calibration, from the same scores
+        scores = torch.tensor([row["probabilities"] for row in rows]).log()  # calibration none: the raw scores
+        for kind in approach["compare"]:
+            predicted = model.calibrate(scores, kind).argmax(-1).tolist()
+            compared[kind] = [int(p == y) for p, y in zip(predicted, labels)]
+    return {**run, "status": "ok", "accuracy": sum(correct) / len(correct), "correct": correct, "compared": compared,
             "eval_reviews": hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16],
             "fit_s": round(fit_s, 2), "eval_s": round(eval_s, 2), "eval_reviews_per_s": round(len(texts) / eval_s, 2),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
@@ -266,17 +279,21 @@ class _RunOutput:
 
 
 def prepare(approach: dict, out: Path) -> str | None:
-    """Run an approach's prerequisite once (e.g. the masked-LM adaptation its runs start from), unless the path it
-    creates exists; the one-line error if it fails."""
+    """Run an approach's prerequisite once (e.g. the masked-LM adaptation its runs start from: `command`, or several
+    in order: `commands`), unless the path it creates exists; the one-line error if it fails."""
     need = approach.get("requires")
     if not need or Path(need["path"]).exists():
         return None
     log = out / "runs" / approach["name"] / "prepare.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"{approach['name']}: preparing {need['path']} ({' '.join(need['command'])})", flush=True)
-    code = execute([sys.executable if c == "python" else c for c in need["command"]], log)
-    if code or not Path(need["path"]).exists():
-        return f"prerequisite failed ({' '.join(need['command'])}): {last_error(log, code)}"
+    for i, cmd in enumerate(need.get("commands") or [need["command"]]):
+        print(f"{approach['name']}: preparing {need['path']} ({' '.join(cmd)})", flush=True)
+        step_log = log.with_name(f"prepare{i or ''}.log")
+        code = execute([sys.executable if c == "python" else c for c in cmd], step_log)
+        if code:
+            return f"prerequisite failed ({' '.join(cmd)}): {last_error(step_log, code)}"
+    if not Path(need["path"]).exists():
+        return f"prerequisite did not write {need['path']}; fix: check {log.parent}/prepare*.log"
     return None
 
 
@@ -366,19 +383,20 @@ def plot(study: dict, cells: list[dict], path: Path) -> None:
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for a in study["approaches"]:
+    for i, a in enumerate(study["approaches"]):
         mine = sorted((c for c in cells if c["approach"] == a["name"]), key=lambda c: c["labels"])
+        color = f"C{i % 10}"  # one colour per approach, in the study's order
         if not mine:
             continue
         if [c["labels"] for c in mine] == [0]:  # no labels: a level, not a curve
-            ax.axhline(100 * mine[0]["mean"], linestyle="--", label=f"{a['name']} (0 labels)", color="grey")
+            ax.axhline(100 * mine[0]["mean"], linestyle="--", label=f"{a['name']} (0 labels)", color=color)
             continue
         x = [c["labels"] for c in mine]
         y = [100 * c["mean"] for c in mine]
-        (line,) = ax.plot(x, y, marker="o", label=a["name"])
-        ax.errorbar(x, y, yerr=[100 * c["seed_half"] for c in mine], fmt="none", capsize=3, color=line.get_color())
+        ax.plot(x, y, marker="o", label=a["name"], color=color)
+        ax.errorbar(x, y, yerr=[100 * c["seed_half"] for c in mine], fmt="none", capsize=3, color=color)
         ax.fill_between(x, [100 * (c["mean"] - c["seed_half"]) for c in mine],
-                        [100 * (c["mean"] + c["seed_half"]) for c in mine], alpha=0.2)
+                        [100 * (c["mean"] + c["seed_half"]) for c in mine], alpha=0.2, color=color)
     ax.set_xscale("log")
     ax.set_xlabel("human labels (log scale)")
     ax.set_ylabel("accuracy on the evaluation reviews (%)")
@@ -418,19 +436,21 @@ def report(study: dict) -> Path:
     return out / "report.md"
 
 
-def write_doc(study: dict, table: str, png: Path) -> None:
-    """The report's table and plot into the study's `doc` (between its markers), for readers of the repository."""
+def write_doc(study: dict, table: str, png: Path | None = None) -> None:
+    """The report's table (and plot) into the study's `doc` (between its markers), for readers of the repository."""
     doc = Path(study["doc"])
-    image = doc.parent / f"{study['name']}.png"
-    image.write_bytes(png.read_bytes())
+    body = table
+    if png is not None:
+        image = doc.parent / f"{study['name']}.png"
+        image.write_bytes(png.read_bytes())
+        body += f"\n![{study['name']}: accuracy by label budget]({image.name})\n"
     start, end = f"<!-- study:{study['name']}:start -->", f"<!-- study:{study['name']}:end -->"
     text = doc.read_text() if doc.exists() else ""
     if start not in text:
         text += f"\n{start}\n{end}\n"
     head, rest = text.split(start)
-    body = f"{table}\n![{study['name']}: accuracy by label budget]({image.name})\n"
     doc.write_text(f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}")
-    print(f"-> {doc}, {image}", flush=True)
+    print(f"-> {doc}", flush=True)
 
 
 def arguments() -> argparse.ArgumentParser:

@@ -71,3 +71,13 @@ def test_predict_step_returns_labels_and_probabilities(tiny_bert):
     probs = torch.tensor(out["probabilities"])
     assert torch.allclose(probs.sum(-1), torch.ones(2)) and out["label"] == probs.argmax(-1).tolist()
     assert out["label_name"] == [["negative", "positive"][i] for i in out["label"]]
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")  # a bare step, no trainer
+def test_soft_targets_train_on_the_teachers_probabilities(tiny_bert):
+    model = SequenceClassifier(tiny_bert)
+    batch = {"input_ids": torch.tensor([[101, 2023, 102], [101, 2045, 102]]), "attention_mask": torch.ones(2, 3).long(),
+             "labels": torch.tensor([[0.2, 0.8], [1.0, 0.0]])}
+    loss = model.training_step(batch, 0)["loss"]
+    log_probs = model(batch).float().log_softmax(-1)
+    assert loss.item() == pytest.approx(-(batch["labels"] * log_probs).sum(1).mean().item(), rel=1e-5)

@@ -1,9 +1,11 @@
 import itertools
+import json
 import random
 import statistics
 
 import datasets
 import pytest
+import torch
 
 import src.data.classification
 from src.data import ClassificationDataModule
@@ -120,11 +122,11 @@ def test_eval_batches_are_sorted_longest_first(tiny_bert, imdb_dir, tmp_path):
 
 def test_predict_inputs_from_file_and_list(tiny_bert, tmp_path):
     f = tmp_path / "reviews.txt"
-    f.write_text("from the file\n\nthe second line is the longest review here\n", encoding="utf-8")
+    f.write_text("from the\u2028file\r\n\nthe second line is the longest review here\n", encoding="utf-8")
     dm = datamodule(tiny_bert, tmp_path / "unused", tmp_path, predict_file=str(f), predict_texts=["from config"])
     dm.setup("predict")
     rows = dm.splits["predict"]
-    assert rows["text"][:2] == ["from config", "from the file"] and rows["idx"] == [0, 1, 2] and len(rows) == 3
+    assert rows["text"][:2] == ["from config", "from the\u2028file"] and rows["idx"] == [0, 1, 2] and len(rows) == 3
     batch = next(iter(dm.predict_dataloader()))
     assert batch["text"][0].startswith("the second line") and batch["idx"].tolist()[0] == 2  # longest first
 
@@ -246,3 +248,34 @@ def test_the_label_budget_trains_on_a_balanced_sample_and_keeps_the_validation_s
     assert few.splits["validation"]["input_ids"] == full.splits["validation"]["input_ids"]
     train = {tuple(x) for x in full.splits["train"]["input_ids"]}
     assert all(tuple(x) in train for x in few.splits["train"]["input_ids"])  # drawn from the training reviews
+
+
+def test_predict_reads_a_split_of_the_source_in_a_seeded_order(tiny_bert, imdb_dir, tmp_path):
+    dm = datamodule(tiny_bert, imdb_dir, tmp_path, predict_split="unsupervised", limit_predict=5)
+    dm.setup("predict")
+    again = datamodule(tiny_bert, imdb_dir, tmp_path, predict_split="unsupervised", limit_predict=5)
+    again.setup("predict")
+    unsupervised = load_source(str(imdb_dir))[0]["unsupervised"]["text"]
+    texts = dm.splits["predict"]["text"]
+    assert len(texts) == 5 and set(texts) <= set(unsupervised) and texts == again.splits["predict"]["text"]
+    assert texts != list(unsupervised[:5])  # shuffled: a source's rows may be ordered
+    with pytest.raises(UserError, match="has no 'test' split"):
+        datamodule(tiny_bert, imdb_dir, tmp_path, predict_split="test").setup("predict")
+
+
+def test_soft_labels_add_the_teachers_reviews_with_their_probabilities(tiny_bert, imdb_dir, tmp_path):
+    teacher = tmp_path / "predictions.jsonl"
+    rows = [{"id": 0, "text": "a wonderful\u2028film", "probabilities": [0.2, 0.8]},  # as PredictionWriter writes it
+            {"id": 1, "text": "dull and boring", "probabilities": [0.9, 0.1]}]
+    teacher.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=4, soft_labels=str(teacher)))
+    train = dm.splits["train"]
+    assert sorted(map(tuple, train["label"])) == [(0.0, 1.0)] * 2 + [(0.2, 0.8)] + [(0.9, 0.1)] + [(1.0, 0.0)] * 2
+    assert dm.tokenizer.decode(train["input_ids"][-1], skip_special_tokens=True) == "dull and boring"
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (6, 2)
+    only_teacher = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=0, soft_labels=str(teacher)))
+    assert only_teacher.splits["train"]["label"] == [[0.2, 0.8], [0.9, 0.1]]
+    teacher.write_text(json.dumps({"text": "no probabilities"}) + "\n")
+    with pytest.raises(UserError, match="lacks `text` or 2 `probabilities`"):
+        fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=0, soft_labels=str(teacher)))

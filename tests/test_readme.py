@@ -16,8 +16,8 @@ DOCS = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
 def readme_commands(docs: list[Path] = DOCS) -> list[str]:
     blocks = [b for doc in docs for b in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S)]
     lines = [line.strip() for block in blocks for line in block.splitlines()]
-    # `python -m src ...` and `python -m src.study ...`, not `make fit  # ... -m src`
-    return [line for line in lines if {"src", "src.study"} & set(shlex.split(line, comments=True))]
+    # `python -m src ...`, `python -m src.study ...` and `python -m src.prompts ...`, not `make fit  # ... -m src`
+    return [line for line in lines if {"src", "src.study", "src.prompts"} & set(shlex.split(line, comments=True))]
 
 
 def test_the_readme_has_commands_for_every_task():
@@ -37,6 +37,12 @@ def test_readme_command_parses(command, capsys):
 
         parsed = arguments().parse_args(args[args.index("src.study") + 1 :])
         assert load_study(parsed.config)["approaches"]
+        return
+    if "src.prompts" in args:  # the prompt grid: likewise
+        from src.prompts import arguments, load_grid
+
+        parsed = arguments().parse_args(args[args.index("src.prompts") + 1 :])
+        assert load_grid(parsed.config)["approaches"]
         return
     args = args[args.index("src") + 1 :]
     if args[0] == "serve":  # not a LightningCLI subcommand: its own parser must accept the line

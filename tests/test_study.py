@@ -68,7 +68,8 @@ def test_the_shipped_study_and_its_approaches_parse(capsys):
         if approach["labels_from"] == "budget":
             assert printed["data"]["init_args"]["label_budget"] == 16
         if "steps" in approach:
-            assert printed["trainer"]["max_steps"] == 60  # the floor: 4 passes over 16 labels are 4 steps
+            assert printed["trainer"]["max_steps"] == approach["steps"]["min"]  # the floor: 4 passes over 16 labels
+            # are 4 steps
 
 
 @pytest.mark.slow
@@ -79,6 +80,12 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_and_reports(t
         return ["--model.init_args.model_name", model, "--data.init_args.max_length", "64",
                 "--data.init_args.cache_dir", str(tmp_path / "cache"), "--trainer.precision", "32-true"]
 
+    # The distillation teacher: the zero-shot recipe, fitted, labels the unsupervised reviews (prepared once).
+    teacher = tmp_path / "teacher"
+    teacher_args = ["--config", "configs/gpt_zeroshot_imdb.yaml", "--data.init_args.source", str(imdb_dir),
+                    "--data.init_args.val_size", "16", "--data.init_args.limit_train", "8", *small(tiny_causal_lm),
+                    "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "",
+                    "--trainer.logger.init_args.version", "teacher", "--trainer.enable_progress_bar", "false"]
     path = tmp_path / "quick.yaml"
     path.write_text(yaml.safe_dump({
         "name": "quick", "output_dir": str(tmp_path / "studies"), "source": str(imdb_dir), "val_size": 16,
@@ -91,6 +98,15 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_and_reports(t
             {"name": "finetune", "config": ["configs/bert_imdb.yaml", "configs/studies/few_labels.yaml"],
              "steps": {"epochs": 1, "min": 2, "batch_size": 4}, "args": small(tiny_bert)},
             {"name": "linear_probe", "config": ["configs/studies/linear_probe.yaml"], "args": small(tiny_bert)},
+            {"name": "distilled", "config": ["configs/bert_imdb.yaml", "configs/studies/few_labels.yaml"],
+             "budgets": [0, 4], "steps": {"epochs": 1, "min": 2, "batch_size": 4},
+             "args": ["--data.init_args.soft_labels", str(teacher / "predictions.jsonl"), *small(tiny_bert)],
+             "requires": {"path": str(teacher / "predictions.jsonl"), "commands": [
+                 ["python", "-m", "src", "fit", *teacher_args, "--trainer.limit_val_batches", "0"],
+                 ["python", "-m", "src", "predict", *teacher_args, "--data.init_args.predict_split", "unsupervised",
+                  "--ckpt_path", str(teacher / "checkpoints" / "last.ckpt"),
+                  "--trainer.callbacks+=src.callbacks.PredictionWriter",
+                  "--trainer.callbacks.init_args.output_dir", str(teacher)]]}},
             {"name": "broken", "config": ["configs/bert_imdb.yaml"], "budgets": [4], "seeds": [0],
              "args": ["--data.init_args.batch_sizee", "4"]},
         ]}))
@@ -109,13 +125,15 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_and_reports(t
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert rows[: len(before)] == before  # nothing done is redone
     keys = [(r["approach"], r["labels"], r["seed"]) for r in rows]
-    assert len(keys) == len(set(keys)) == 1 + 2 + 4 + 4 + 1
+    assert len(keys) == len(set(keys)) == 1 + 2 + 4 + 4 + 4 + 1
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 11 and len({r["eval_reviews"] for r in ok}) == 1 and all(len(r["correct"]) == 16 for r in ok)
+    assert len(ok) == 15 and len({r["eval_reviews"] for r in ok}) == 1 and all(len(r["correct"]) == 16 for r in ok)
     (failed,) = [r for r in rows if r["status"] == "failed"]
     assert failed["approach"] == "broken" and "batch_sizee" in failed["error"] and "\n" not in failed["error"]
     report = (tmp_path / "studies" / "quick_quick" / "report.md").read_text()
-    assert "| finetune |" in report and "| linear_probe |" in report and "broken N=4 seed=0" in report
+    assert len((teacher / "predictions.jsonl").read_text().splitlines()) == 16  # the unsupervised reviews
+    assert "| finetune |" in report and "| linear_probe |" in report and "| distilled |" in report
+    assert "broken N=4 seed=0" in report
     assert (tmp_path / "studies" / "quick_quick" / "learning_curve.png").stat().st_size > 10_000
     assert list((tmp_path / "studies" / "quick_quick" / "tensorboard").rglob("events.out.tfevents.*"))
 

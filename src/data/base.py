@@ -49,6 +49,8 @@ class ReviewDataModule(L.LightningDataModule):
         limit_test: int | None = None,
         predict_file: str | None = None,
         predict_texts: list[str] | None = None,
+        predict_split: str | None = None,
+        limit_predict: int | None = None,
         num_workers: int = 0,
         cache_dir: str = "outputs/cache",
         seed: int = 42,
@@ -67,6 +69,9 @@ class ReviewDataModule(L.LightningDataModule):
             limit_test: use only this many test reviews.
             predict_file: text file with one input per line, for `predict`.
             predict_texts: inputs for `predict`, given in the config.
+            predict_split: a split of the source whose reviews `predict` reads (e.g. `unsupervised`, to label
+                reviews with a teacher for distillation), in a seeded order.
+            limit_predict: predict only this many reviews of `predict_split`.
             num_workers: DataLoader worker processes.
             cache_dir: where tokenized splits are cached.
             seed: seed of the validation split and of the training order.
@@ -220,9 +225,17 @@ class ReviewDataModule(L.LightningDataModule):
             path = Path(hp.predict_file)
             if not path.is_file():
                 raise UserError(f"predict file {hp.predict_file!r} does not exist: fix data.predict_file")
-            texts += [line for line in read_utf8(path).splitlines() if line.strip()]
+            # Lines end at "\n" only: splitlines would also cut a review at U+2028 or U+0085 inside it.
+            texts += [line.rstrip("\r") for line in read_utf8(path).split("\n") if line.strip()]
+        if hp.predict_split:
+            raw, _ = load_source(self.source)
+            if hp.predict_split not in raw:
+                raise UserError(f"data source {self.source!r} has no {hp.predict_split!r} split (it has: "
+                                f"{', '.join(raw)}); fix: set data.predict_split to one of them")
+            texts += take(raw[hp.predict_split].shuffle(seed=hp.seed), hp.limit_predict)["text"]
         if not texts:
-            raise UserError("nothing to predict: set data.predict_file (one input per line) or data.predict_texts")
+            raise UserError("nothing to predict: set data.predict_file (one input per line), data.predict_texts or "
+                            "data.predict_split")
         ids = self.predict_ids(texts)
         return datasets.Dataset.from_dict(
             {"input_ids": ids, "length": [len(x) for x in ids], "idx": list(range(len(texts))), "text": texts}

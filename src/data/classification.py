@@ -1,11 +1,15 @@
 """Labelled reviews for classification: each review tokenized and truncated to `max_length` (head, or head and
 tail), optionally inside a prompt template for zero-shot scoring by a causal LM; optionally only a seeded,
-class-balanced sample of `label_budget` labelled training reviews (the label-budget study's runs).
+class-balanced sample of `label_budget` labelled training reviews (the label-budget study's runs), and optionally
+reviews a teacher labelled with class probabilities (`soft_labels`: distillation; the targets are then probabilities,
+which the classifier's cross-entropy takes as they are, and a human label is a one-hot row).
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
+import json
 import random
+from pathlib import Path
 from typing import Literal
 
 import datasets
@@ -26,6 +30,7 @@ class ClassificationDataModule(ReviewDataModule):
         num_labels: int = 2,
         label_budget: int | None = None,
         label_seed: int = 0,
+        soft_labels: str | None = None,
         **kwargs,
     ):
         """
@@ -38,6 +43,8 @@ class ClassificationDataModule(ReviewDataModule):
             label_budget: train on a seeded, class-balanced sample of this many labelled training reviews
                 (taken after the validation split); None: all of them (or `limit_train`).
             label_seed: seed of that sample.
+            soft_labels: a teacher's predictions (`predictions.jsonl` of `python -m src predict`: `text` and
+                `probabilities` a line) to train on as well, with its probabilities as targets (distillation).
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
         super().__init__(**kwargs)
@@ -57,8 +64,15 @@ class ClassificationDataModule(ReviewDataModule):
     def train_set(self, train: datasets.Dataset, tokenized: dict[str, datasets.Dataset]) -> datasets.Dataset:
         hp = self.hparams
         if hp.label_budget is None:
-            return super().train_set(train, tokenized)
-        return train.select(balanced_sample(train["label"], hp.label_budget, hp.num_labels, hp.label_seed))
+            train = super().train_set(train, tokenized)
+        else:
+            train = train.select(balanced_sample(train["label"], hp.label_budget, hp.num_labels, hp.label_seed))
+        if hp.soft_labels is None:
+            return train
+        texts, probs = read_soft_labels(hp.soft_labels, hp.num_labels)
+        labels = [[float(y == c) for c in range(hp.num_labels)] for y in train["label"]] + probs
+        return datasets.Dataset.from_dict({"input_ids": list(train["input_ids"]) + self.predict_ids(texts),
+                                           "label": labels}).map(lambda x: {"length": len(x["input_ids"])})
 
     def check_labels(self, ds: datasets.Dataset, split: str) -> None:
         n = self.hparams.num_labels
@@ -68,6 +82,20 @@ class ClassificationDataModule(ReviewDataModule):
                 f"split {split!r} of {self.source!r} has labels {bad[:5]} outside the classes "
                 f"0..{n - 1}; fix: relabel the data or set data.num_labels"
             )
+
+
+def read_soft_labels(path: str, num_labels: int) -> tuple[list[str], list[list[float]]]:
+    """The reviews and class probabilities of a predictions file."""
+    if not Path(path).is_file():
+        raise UserError(f"data.soft_labels {path!r} does not exist; fix: write it with `python -m src predict` and a "
+                        "teacher's checkpoint (see configs/studies/label_budget.yaml, the distilled approach)")
+    # Lines end at "\n" only: splitlines would also cut a review at U+2028 or U+0085 inside it.
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+    bad = next((i for i, r in enumerate(rows) if len(r.get("probabilities") or []) != num_labels), None)
+    if not rows or bad is not None or "text" not in rows[0]:
+        raise UserError(f"line {(bad or 0) + 1} of data.soft_labels {path!r} lacks `text` or {num_labels} "
+                        "`probabilities`; fix: use the predictions.jsonl that `python -m src predict` writes")
+    return [r["text"] for r in rows], [r["probabilities"] for r in rows]
 
 
 def balanced_sample(labels: list[int], n: int, num_labels: int, seed: int) -> list[int]:

@@ -46,12 +46,17 @@ def cut(ids: list[int], budget: int, truncation: str) -> list[int]:
     return ids[:head] + ids[len(ids) - (budget - head) :]
 
 
+def chat_prompt(prompt: str, tokenizer) -> str:
+    """A prompt as a user turn of the tokenizer's chat template, ending where the assistant's answer starts (a prompt
+    template's `{text}` is kept as it is)."""
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
 def prompt_ids(prompt: str, tokenizer, chat_template: bool) -> list[int]:
     """A prompt's ids, inside the tokenizer's chat template (as a user turn) when asked and it has one."""
     if chat_template and tokenizer.chat_template:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                               add_generation_prompt=True)
-        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return tokenizer(chat_prompt(prompt, tokenizer), add_special_tokens=False)["input_ids"]
     return tokenizer(prompt)["input_ids"]
 
 
