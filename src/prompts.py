@@ -50,11 +50,10 @@ def load_grid(path: str | Path, quick: bool = False) -> dict:
                              "--data.init_args.limit_train", str(grid["calibration_reviews"]),
                              "--trainer.limit_val_batches", "0", *grid.get("args", [])],
                 })
-    study = {key: value for key, value in grid.items() if key not in ("templates", "label_words", "chat_template")}
-    return st.check_study({**study, "budgets": [0], "seeds": [0], "approaches": approaches}, path, quick)
+    return st.check_study({**grid, "budgets": [0], "seeds": [0], "approaches": approaches}, path, quick)
 
 
-def markdown(grid: dict, rows: list[dict], templates: list[str]) -> str:
+def markdown(grid: dict, rows: list[dict]) -> str:
     """Accuracy (%) of every prompt under every calibration, with its bootstrap interval over the reviews."""
     done = {r["approach"]: r for r in rows if r["status"] == "ok"}
     lines = [f"| prompt | label words | chat | {' | '.join(CALIBRATIONS)} | reviews/s |",
@@ -81,19 +80,19 @@ def markdown(grid: dict, rows: list[dict], templates: list[str]) -> str:
              f"`unlabelled` is fitted on {grid['calibration_reviews']} unlabelled training reviews in the same prompt; "
              "`transductive` borrows the evaluated reviews' balance (a comparison, not a classifier). Prompts "
              "(`{text}` is the review, cut to fit the recipe's max_length):", ""]
-    notes += [f"- T{i}: `{json.dumps(t)[1:-1]}`" for i, t in enumerate(templates, 1)]
+    notes += [f"- T{i}: `{json.dumps(t)[1:-1]}`" for i, t in enumerate(grid["templates"], 1)]
     if failed:
         notes += ["", "Failed runs:", *[f"- {r['approach']}: {r['error']}" for r in failed]]
     return "\n".join(lines + notes) + "\n"
 
 
-def report(grid: dict, templates: list[str]) -> Path:
+def report(grid: dict) -> Path:
     rows = st.read_rows(grid)
     if not rows:
         raise UserError(f"no runs recorded in {st.folder(grid) / 'results.jsonl'}; fix: python -m src.prompts run "
                         "first")
     out = st.folder(grid) / "report.md"
-    out.write_text(markdown(grid, rows, templates))
+    out.write_text(markdown(grid, rows))
     print(f"report: {out}", flush=True)
     if grid.get("doc"):
         st.write_doc(grid, out.read_text())
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         grid = load_grid(args.config, args.quick)
         if args.command == "run":
             st.run_study(grid)
-        report(grid, yaml.safe_load(Path(args.config).read_text())["templates"])
+        report(grid)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

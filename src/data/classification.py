@@ -71,8 +71,8 @@ class ClassificationDataModule(ReviewDataModule):
             return train
         texts, probs = read_soft_labels(hp.soft_labels, hp.num_labels)
         labels = [[float(y == c) for c in range(hp.num_labels)] for y in train["label"]] + probs
-        return datasets.Dataset.from_dict({"input_ids": list(train["input_ids"]) + self.predict_ids(texts),
-                                           "label": labels}).map(lambda x: {"length": len(x["input_ids"])})
+        ids = list(train["input_ids"]) + self.predict_ids(texts)
+        return datasets.Dataset.from_dict({"input_ids": ids, "label": labels, "length": [len(x) for x in ids]})
 
     def check_labels(self, ds: datasets.Dataset, split: str) -> None:
         n = self.hparams.num_labels
@@ -91,8 +91,9 @@ def read_soft_labels(path: str, num_labels: int) -> tuple[list[str], list[list[f
                         "teacher's checkpoint (see configs/studies/label_budget.yaml, the distilled approach)")
     # Lines end at "\n" only: splitlines would also cut a review at U+2028 or U+0085 inside it.
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
-    bad = next((i for i, r in enumerate(rows) if len(r.get("probabilities") or []) != num_labels), None)
-    if not rows or bad is not None or "text" not in rows[0]:
+    bad = next((i for i, r in enumerate(rows) if "text" not in r or len(r.get("probabilities") or []) != num_labels),
+               None)
+    if not rows or bad is not None:
         raise UserError(f"line {(bad or 0) + 1} of data.soft_labels {path!r} lacks `text` or {num_labels} "
                         "`probabilities`; fix: use the predictions.jsonl that `python -m src predict` writes")
     return [r["text"] for r in rows], [r["probabilities"] for r in rows]
