@@ -1,6 +1,8 @@
-# make fit: set up .venv on first use, then fine-tune the classifier (configs/bert_imdb.yaml).
+# make fit: set up .venv on first use, then fine-tune the classifier (configs/bert_imdb.yaml) and score its best
+# checkpoint on the test split.
 # make test: set up .venv on first use, then lint and run the whole test suite (make test-fast: without the slow tests).
-# make study: the label-budget study and the prompt grid (hours on 2 CPU cores; resumable) -> outputs/studies, docs/results.md.
+# make study: the prompt grid (on validation reviews; it chooses the zero-shot prompt), then the label-budget study on the
+# test split (hours on 2 CPU cores; both resumable) -> outputs/studies, docs/results.md.
 # make bench: the Trainer-versus-fit benchmark (about 80 minutes on 2 CPU cores) -> outputs/bench, docs/benchmarks.md.
 # The virtualenv installs the versions in constraints.txt; it is rebuilt when that file, pyproject.toml or this
 # Makefile changes. TORCH_INDEX_URL picks the torch build: empty takes pip's index (a CPU build on this project's
@@ -27,7 +29,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 
 # CONFIG may hold a recipe and its overlays: make fit CONFIG="configs/bert_imdb.yaml configs/bert_imdb/45min.yaml"
 fit: $(VENV)/.installed
-	$(PY) -m src fit $(foreach c,$(CONFIG),--config $(c))
+	$(PY) -m src fit $(foreach c,$(CONFIG),--config $(c)) --test_after_fit true
 
 test: lint
 	$(PY) -m pytest
@@ -36,8 +38,8 @@ test-fast: lint
 	$(PY) -m pytest -m "not slow"
 
 study: $(VENV)/.installed
-	$(PY) -m src.study run --config configs/studies/label_budget.yaml
-	$(PY) -m src.prompts run --config configs/studies/prompts.yaml
+	$(PY) -m src prompts run --config configs/studies/prompts.yaml
+	$(PY) -m src study run --config configs/studies/label_budget.yaml
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/trainer_vs_fit.py

@@ -14,10 +14,10 @@ import torch
 from timing import alternate, write  # benchmarks/timing.py, beside this script
 
 from src.api import Predictor
-from src.cli import cpu_has_fast_bf16
 from src.data import ClassificationDataModule
+from src.data.selection import demonstrations, evaluation_reviews
+from src.hardware import cpu_has_fast_bf16
 from src.models import InContextClassifier, SequenceClassifier, ZeroShotClassifier
-from src.study import demonstrations, eval_reviews, load_study
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 STUDENT = "sentence-transformers/all-MiniLM-L6-v2"
@@ -31,8 +31,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--arms", nargs="+", help="only the arms whose names start with these (e.g. zero-shot student)")
     args = parser.parse_args()
-    study = load_study("configs/studies/label_budget.yaml")
-    texts, _ = eval_reviews(study["source"], study["val_size"], study["split_seed"], args.n)
+    texts = evaluation_reviews(None, "validation", args.n).texts  # held-out reviews: speed, not accuracy
     common = {"model_name": MODEL, "prompt_template": TEMPLATE, "calibration": "none"}  # calibration costs nothing
 
     def predictor(module, template: str = TEMPLATE, max_length: int = 256) -> Predictor:
@@ -42,8 +41,8 @@ def main() -> None:
     zero = ZeroShotClassifier(**common)
     arms, prefix_tokens = {"zero-shot": predictor(zero)}, {}
     for k in (4, 8):
-        demos, labels = demonstrations(study, k, seed=0)
-        module = InContextClassifier(demonstrations=demos, demonstration_labels=labels, **common)
+        demos = demonstrations(None, k, seed=0)
+        module = InContextClassifier(demonstrations=demos.texts, demonstration_labels=demos.labels, **common)
         module.model = zero.model  # the same weights: only the prompt differs
         arms[f"in-context k={k}, KV-cache prefix"] = predictor(module)
         prefix_tokens[k] = len(module.prefix_ids())

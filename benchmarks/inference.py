@@ -22,16 +22,17 @@ from torch import nn
 from transformers import pipeline
 
 from src.api import load
-from src.study import eval_reviews
+from src.data.selection import evaluation_reviews
+from src.doc_tables import write_between_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- inference:start -->", "<!-- inference:end -->"
 
 
 def reviews(n: int) -> tuple[list[str], list[int]]:
-    """The first `n` held-out validation reviews of configs/bert_imdb.yaml (the same seeded split), raw."""
-    return eval_reviews(None, val_size=2500, split_seed=42, size=n)
+    """`n` class-balanced held-out validation reviews of configs/bert_imdb.yaml (the same seeded split), raw."""
+    r = evaluation_reviews(None, "validation", n)
+    return r.texts, r.labels
 
 
 def main() -> None:
@@ -107,11 +108,7 @@ def write_table(meta: dict, rows: list[dict]) -> str:
     lines += [f"| {r['arm']} | {r['reviews_per_s']:.1f} | {r['speedup_over_pipeline']:.2f}x | {r['accuracy']:.3f} | "
               f"{r['agreement_with_predict_fp32']:.3f} |" for r in rows]
     table = "\n".join(lines)
-    text = DOC.read_text()
-    block = f"{START}\n{table}\n{END}"
-    text = text[: text.index(START)] + block + text[text.index(END) + len(END):] if START in text else (
-        text.rstrip() + "\n\n## 5. Inference on CPU: predict against pipeline\n\n" + block + "\n")
-    DOC.write_text(text)
+    write_between_markers(DOC, "inference", table, heading="## 5. Inference on CPU: predict against pipeline")
     return table
 
 

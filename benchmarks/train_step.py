@@ -12,7 +12,7 @@ import torch
 from timing import alternate, write  # benchmarks/timing.py, beside this script
 from transformers import AutoModelForSequenceClassification
 
-from src.cli import cpu_has_fast_bf16
+from src.hardware import cpu_has_fast_bf16
 from src.pretrained import from_pretrained
 
 ARMS = {  # name: (bf16 autocast, attention dropout)

@@ -38,7 +38,6 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # every arm trains ther
 SUFFIX = "" if DEVICE == "cpu" else f"_{DEVICE}"  # a GPU run gets its own JSON and table beside the CPU one's
 OUT = ROOT / f"outputs/bench/trainer_vs_fit{SUFFIX}.json"
 DOC = ROOT / "docs/benchmarks.md"
-START, END = f"<!-- trainer_vs_fit{SUFFIX}:start -->", f"<!-- trainer_vs_fit{SUFFIX}:end -->"
 VAL_SIZE, SEED, LR, WEIGHT_DECAY, WARMUP = 2500, 42, 1e-4, 0.01, 0.1  # as configs/bench_fit.yaml
 DESCRIBE = {
     "A": "Trainer, padding=max_length, fp32 (the seed's recipe)",
@@ -142,7 +141,7 @@ def run_fit(length: int, args) -> dict:
 
 
 def _fast_bf16() -> bool:
-    from src.cli import cpu_has_fast_bf16
+    from src.hardware import cpu_has_fast_bf16
 
     return torch.cuda.is_available() or cpu_has_fast_bf16()
 
@@ -195,14 +194,6 @@ def table(results: list[dict], meta: dict) -> str:
     return "\n".join(rows)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START not in doc:
-        doc += f"\n{START}\n{END}\n"
-    head, rest = doc.split(START)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{rest.split(END, 1)[1]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", default="A,B,B32,C", help="comma-separated arms to run")
@@ -252,7 +243,9 @@ def main() -> None:
             OUT.parent.mkdir(parents=True, exist_ok=True)  # after every arm: an interrupted run keeps what it did
             OUT.write_text(json.dumps({"meta": meta, "results": [{k: v for k, v in x.items() if k != "lengths"}
                                                                  for x in results]}, indent=2))
-    write_doc(table(results, meta))
+    from src.doc_tables import write_between_markers
+
+    write_between_markers(DOC, f"trainer_vs_fit{SUFFIX}", table(results, meta))
     print(f"-> {OUT}, {DOC}")
 
 

@@ -21,6 +21,7 @@ from transformers.utils import logging as transformers_logging
 from src.callbacks import ModelTable, ProgressLines, RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import ReviewDataModule
 from src.errors import UserError
+from src.hardware import cpu_has_fast_bf16
 from src.models import HFModule
 
 DESCRIPTION = (
@@ -29,12 +30,6 @@ DESCRIPTION = (
     "predict classifies reviews, fills masks or generates text. Example: python -m src fit --config "
     "configs/bert_imdb.yaml; every option of a subcommand, with its documentation: python -m src fit --help."
 )
-
-
-def cpu_has_fast_bf16() -> bool:
-    """bf16 matmuls run natively only with AVX512-BF16 or AMX; elsewhere autocast emulates them slowly."""
-    # torch has no public probe for these CPU features (tests/test_cli.py fails if these names go away).
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 class CLI(LightningCLI):
@@ -49,6 +44,16 @@ class CLI(LightningCLI):
         parser.add_lightning_class_args(ProgressLines, "progress_lines")
         parser.add_lightning_class_args(RunSummary, "run_summary")
         parser.add_lightning_class_args(ModelTable, "model_table")  # in place of Lightning's (its FLOPs column read 0)
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="fit: then score the test split with the best checkpoint (as `make fit` does)")
+
+    def after_fit(self) -> None:
+        """`--test_after_fit true`: the run ends as the guide's script does, on the test split, with its best
+        checkpoint (the last weights where no checkpoint monitors a metric)."""
+        if not self.config.fit.get("test_after_fit"):
+            return
+        best = self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
 
     def parse_arguments(self, parser, args) -> None:
         """Then: `fit --ckpt_path last` finds the newest run's last.ckpt and continues in that run's folder, and a

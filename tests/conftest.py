@@ -147,3 +147,16 @@ def tiny_causal_lm(request, bpe_tokenizer_dir, tmp_path_factory) -> str:
     AutoModelForCausalLM.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def imdb_test_dir(tmp_path_factory) -> Path:
+    """The tiny folder with a test split too (32 reviews), into which reviews of the training splits were copied,
+    and one test review twice: the evaluation reviews must leave all of those out."""
+    path = tmp_path_factory.mktemp("imdb_test")
+    train, unsup, test = make_split(96, seed=0), make_split(16, seed=1, labelled=False), make_split(32, seed=2)
+    test["text"][0], test["text"][1] = train["text"][5], unsup["text"][3]  # in a training split as well
+    test["text"][20] = test["text"][21]  # one review twice
+    for name, split in (("train", train), ("unsupervised", unsup), ("test", test)):
+        datasets.Dataset.from_dict(split).to_parquet(str(path / f"{name}.parquet"))
+    return path

@@ -205,7 +205,7 @@ def test_every_argument_has_help_from_the_docstring(cls):
 
 
 def test_the_private_torch_cpu_probes_still_exist():
-    """src/cli.py's one private use (torch has no public bf16 CPU probe): an upgrade that renames them fails here."""
+    """src/hardware.py's one private use (torch has no public bf16 CPU probe): an upgrade renaming them fails here."""
     import torch
 
     assert isinstance(torch.cpu._is_avx512_bf16_supported(), bool)

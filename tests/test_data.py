@@ -221,7 +221,7 @@ def test_the_training_loader_saves_and_restores_its_place_in_the_epoch(tiny_bert
 
 
 def test_balanced_sample_takes_each_class_equally_and_follows_its_seed():
-    from src.data.classification import balanced_sample
+    from src.data.selection import balanced_sample
 
     labels = [0] * 70 + [1] * 20 + [2] * 10
     chosen = balanced_sample(labels, 16, 3, seed=1)
@@ -236,7 +236,7 @@ def test_a_label_budget_larger_than_a_class_says_so(tiny_bert, imdb_dir, tmp_pat
 
     dm = ClassificationDataModule(tokenizer=tiny_bert, source=str(imdb_dir), val_size=16, label_budget=1000,
                                   cache_dir=str(tmp_path / "c"))
-    with pytest.raises(UserError, match="data.label_budget 1000 needs 500 reviews of class 0"):
+    with pytest.raises(UserError, match="sample of 1000 needs 500 reviews of class 0"):
         fit_ready(dm)
 
 

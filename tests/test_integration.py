@@ -12,8 +12,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_shared_mirror_loads_with_its_documented_splits(shared_imdb):
     raw, _ = load_source(str(shared_imdb))
-    assert len(raw["train"]) == 25_000 and len(raw["unsupervised"]) == 50_000 and "test" not in raw
-    assert sum(raw["train"]["label"]) == 12_500
+    assert len(raw["train"]) == 25_000 and len(raw["unsupervised"]) == 50_000 and len(raw["test"]) == 12_500
+    assert sum(raw["train"]["label"]) == 12_500 and sum(raw["test"]["label"]) == 6_250
+
+
+def test_the_study_scores_2000_distinct_test_reviews_none_in_a_training_split(shared_imdb):
+    from src.data.selection import evaluation_reviews
+    from src.studies.schema import load_study
+
+    study = load_study("configs/studies/label_budget.yaml")
+    reviews = evaluation_reviews(study.source, study.eval_split, study.eval_size, study.eval_seed)
+    raw, _ = load_source(str(shared_imdb))
+    training = set(raw["train"]["text"]) | set(raw["unsupervised"]["text"])
+    assert len(set(reviews.texts)) == 2000 and sum(reviews.labels) == 1000 and not set(reviews.texts) & training
+    assert set(reviews.texts) <= set(raw["test"]["text"])
 
 
 def test_fit_packaged_minilm_on_a_slice_of_the_mirror(shared_imdb, tmp_path):

@@ -16,8 +16,8 @@ DOCS = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
 def readme_commands(docs: list[Path] = DOCS) -> list[str]:
     blocks = [b for doc in docs for b in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S)]
     lines = [line.strip() for block in blocks for line in block.splitlines()]
-    # `python -m src ...`, `python -m src.study ...` and `python -m src.prompts ...`, not `make fit  # ... -m src`
-    return [line for line in lines if {"src", "src.study", "src.prompts"} & set(shlex.split(line, comments=True))]
+    # `python -m src ...`, not `make fit  # ... -m src`
+    return [line for line in lines if "src" in shlex.split(line, comments=True)]
 
 
 def test_the_readme_has_commands_for_every_task():
@@ -32,19 +32,19 @@ def test_the_readme_has_commands_for_every_task():
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_parses(command, capsys):
     args = shlex.split(command, comments=True)
-    if "src.study" in args:  # the study runner: its parser accepts the line and the study file loads
-        from src.study import arguments, load_study
-
-        parsed = arguments().parse_args(args[args.index("src.study") + 1 :])
-        assert load_study(parsed.config)["approaches"]
-        return
-    if "src.prompts" in args:  # the prompt grid: likewise
-        from src.prompts import arguments, load_grid
-
-        parsed = arguments().parse_args(args[args.index("src.prompts") + 1 :])
-        assert load_grid(parsed.config)["approaches"]
-        return
     args = args[args.index("src") + 1 :]
+    if args[0] == "study":  # the study runner: its parser accepts the line and the study file loads
+        from src.studies.main import study_arguments
+        from src.studies.schema import load_study
+
+        assert load_study(study_arguments().parse_args(args[1:]).config).approaches
+        return
+    if args[0] == "prompts":  # the prompt grid: likewise
+        from src.studies.main import prompts_arguments
+        from src.studies.prompts import load_grid
+
+        assert load_grid(prompts_arguments().parse_args(args[1:]).config)[1].approaches
+        return
     if args[0] == "serve":  # not a LightningCLI subcommand: its own parser must accept the line
         from src.serve import arguments
 

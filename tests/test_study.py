@@ -1,5 +1,4 @@
 import json
-import math
 import os
 import signal
 import subprocess
@@ -9,109 +8,170 @@ import time
 import pytest
 import yaml
 
-from src import study as st
+from src.errors import UserError
+from src.studies.report import report
+from src.studies.run import fit_args
+from src.studies.runner import plan, read_rows
+from src.studies.schema import load_study, parse_study
 
 
-def test_the_seed_interval_matches_a_hand_computed_t_interval():
-    mean, half = st.seed_interval([0.80, 0.90, 0.85])
-    # sd = 0.05, n = 3, t(0.975, df 2) = 4.303: 4.303 * 0.05 / sqrt(3)
-    assert mean == pytest.approx(0.85) and half == pytest.approx(4.303 * 0.05 / math.sqrt(3))
-    assert st.seed_interval([0.7]) == (0.7, 0.0)
-
-
-def test_the_bootstrap_interval_covers_the_binomial_spread():
-    correct = [[1] * 300 + [0] * 100]  # 75% of 400 reviews: standard error 2.17 points
-    low, high = st.bootstrap_interval(correct, draws=2000)
-    assert low < 0.75 < high
-    assert high - low == pytest.approx(2 * 1.96 * math.sqrt(0.75 * 0.25 / 400), rel=0.15)
-    assert st.bootstrap_interval([[1] * 50], draws=100) == (1.0, 1.0)
-
-
-def test_the_evaluation_reviews_are_the_data_modules_held_out_reviews(tiny_bert, imdb_dir, tmp_path):
-    from src.data import ClassificationDataModule
-    from tests.conftest import fit_ready
-
-    dm = fit_ready(ClassificationDataModule(tokenizer=tiny_bert, source=str(imdb_dir), val_size=16, limit_val=10,
-                                            cache_dir=str(tmp_path / "c")))
-    texts, labels = st.eval_reviews(str(imdb_dir), val_size=16, split_seed=42, size=10)
-    assert labels == dm.splits["validation"]["label"]
-    assert [ids for ids in dm.predict_ids(texts)] == dm.splits["validation"]["input_ids"]
+def study_file(tmp_path, **study) -> str:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "eval_split": "test", "budgets": [16, 64], "seeds": [0, 1, 2],
+                                    "output_dir": str(tmp_path / "studies"), "approaches": [
+                                        {"name": "zero", "kind": "unlabelled", "config": [], "seeds": [0]},
+                                        {"name": "icl", "kind": "demonstrations", "config": [], "budgets": [4]},
+                                        {"name": "tune", "config": [], "steps": {"epochs": 4, "min": 2}}],
+                                    **study}))
+    return str(path)
 
 
 def test_the_plan_covers_every_approach_budget_and_seed(tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump({"name": "s", "budgets": [16, 64], "seeds": [0, 1, 2], "approaches": [
-        {"name": "zero", "config": [], "labels_from": "none", "seeds": [0]},
-        {"name": "icl", "config": [], "labels_from": "demonstrations", "budgets": [4]},
-        {"name": "tune", "config": []}]}))
-    runs = st.planned(st.load_study(path))
-    assert [(r["approach"], r["labels"]) for r in runs].count(("tune", 64)) == 3
-    assert len(runs) == 1 + 3 + 6
-    assert len(st.planned(st.load_study(path, quick=True))) == 1 + 2 + 4
+    runs = plan(load_study(study_file(tmp_path)))
+    assert [(r.approach, r.labels) for r in runs].count(("tune", 64)) == 3
+    assert len(runs) == 1 + 3 + 6 and {r.labels for r in runs if r.approach == "zero"} == {0}
+    assert len(plan(load_study(study_file(tmp_path), quick=True))) == 1 + 2 + 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"eval_size": 10, "evall_split": "test"}, "unknown key 'evall_split' for Study"),
+    ({"approaches": [{"name": "a", "config": [], "budget": [4]}]}, "unknown key 'budget' for Labels"),
+    ({"approaches": [{"name": "a", "kind": "unlabelled", "config": [], "steps": {"epochs": 1, "min": 1}}]},
+     "unknown key 'steps' for Unlabelled"),
+    ({"approaches": [{"name": "a", "kind": "fewshot", "config": []}]}, "unknown approach kind 'fewshot'"),
+    ({"approaches": [{"name": "a", "config": [], "steps": {"epochs": 1}}]}, "Steps lacks 'min'"),
+    ({"seeds": "0, 1"}, "s.seeds should be a list"),
+    ({"eval_split": "train"}, "eval_split is 'train'; fix: one of \\['test', 'validation'\\]"),
+    ({"reference": "nobody"}, "'nobody' \\(in reference or compare\\) is no approach"),
+])
+def test_a_bad_study_file_is_one_line_naming_the_key(tmp_path, change, message):
+    with pytest.raises(UserError, match=message) as err:
+        load_study(study_file(tmp_path, **change))
+    assert "\n" not in str(err.value)
+
+
+def test_a_study_names_its_evaluation_split(tmp_path):
+    data = yaml.safe_load(open(study_file(tmp_path)))
+    del data["eval_split"]
+    with pytest.raises(UserError, match="lacks 'eval_split'"):
+        parse_study(data, "s.yaml")
 
 
 def test_the_shipped_study_and_its_approaches_parse(capsys):
     from src.cli import main
 
-    study = st.load_study("configs/studies/label_budget.yaml")
-    assert {r["labels"] for r in st.planned(study)} == {0, 4, 8, 16, 64, 256, 1024}
-    for approach in study["approaches"]:
-        run = {"approach": approach["name"], "labels": 16, "seed": 1}
-        args = st.command(study, approach, run, st.folder(study) / "runs" / "x" / "n16_seed1")
-        if approach["labels_from"] == "demonstrations":
-            args += ["--model.init_args.demonstrations", '["a"]', "--model.init_args.demonstration_labels", "[1]"]
+    study = load_study("configs/studies/label_budget.yaml")
+    assert study.eval_split == "test" and study.eval_size == 2000
+    assert {r.labels for r in plan(study)} == {0, 4, 8, 16, 64, 256, 1024}
+    assert all(len(a.seeds or study.seeds) == 3 for a in study.approaches)
+    for approach in study.approaches:
+        args = fit_args(study, approach, 16 if approach.kind == "label_budget" else 4, 1,
+                        study.folder() / "runs" / "x" / "n16_seed1")
         with pytest.raises(SystemExit) as exit_:
             main(["fit", *args, "--print_config"])
-        assert exit_.value.code == 0, (approach["name"], capsys.readouterr().err)
+        assert exit_.value.code == 0, (approach.name, capsys.readouterr().err)
         printed = yaml.safe_load(capsys.readouterr().out)
-        assert printed["seed_everything"] == 1 and printed["data"]["init_args"]["val_size"] == 2500
-        if approach["labels_from"] == "budget":
-            assert printed["data"]["init_args"]["label_budget"] == 16
-        if "steps" in approach:
-            assert printed["trainer"]["max_steps"] == approach["steps"]["min"]  # the floor: 4 passes over 16 labels
-            # are 4 steps
+        data = printed["data"]["init_args"]
+        assert printed["seed_everything"] == 1 and data["sample_seed"] == 1 and data["val_size"] == 2500
+        assert "{seed}" not in json.dumps(printed)
+        if approach.kind == "label_budget":
+            assert data["label_budget"] == 16 and data["label_seed"] == 1
+        if approach.kind == "demonstrations":
+            assert len(printed["model"]["init_args"]["demonstrations"]) == 4
+        if approach.requires:  # what it prepares is what the runs read, per seed
+            assert approach.requires.path.replace("{seed}", "1") in args
+
+
+def fake_rows(study, eval_hash="e1") -> list[dict]:
+    return [{"approach": r.approach, "labels": r.labels, "seed": r.seed, "key": r.key, "status": "ok",
+             "accuracy": 0.5, "correct": [1, 0] * 10, "eval_reviews": eval_hash, "fit_s": 1.0, "wall_s": 2.0,
+             "eval_reviews_per_s": 10.0, "device": "cpu", "precision": "32-true"} for r in plan(study)]
+
+
+def write_rows(study, rows) -> None:
+    study.folder().mkdir(parents=True, exist_ok=True)
+    (study.folder() / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_report_leaves_out_rows_of_a_changed_approach_and_refuses_other_evaluation_reviews(tmp_path):
+    study = load_study(study_file(tmp_path, reference="tune"))
+    stale = [r | {"key": "old", "accuracy": 1.0, "correct": [1] * 20}
+             for r in fake_rows(study) if r["approach"] == "zero"]
+    write_rows(study, stale + [r for r in fake_rows(study) if r["approach"] != "zero"])
+    text = (report(study)).read_text()
+    assert "| zero |" not in text and "| tune |" in text and "1 recorded row(s) of approaches since changed" in text
+    assert "| icl | 4 | tune | 16 | +0.0 | [+0.0, +0.0] |" in text  # a level against each budget, paired
+    write_rows(study, fake_rows(study)[:-1] + [fake_rows(study, eval_hash="e2")[-1]])
+    with pytest.raises(UserError, match="different evaluation reviews"):
+        report(study)
+
+
+def test_a_paired_verdict_only_where_the_interval_excludes_zero(tmp_path):
+    study = load_study(study_file(tmp_path, compare=[["icl", "zero"]]))
+    rows = fake_rows(study)
+    for r in rows:
+        if r["approach"] == "icl":
+            r["correct"] = [1] * 20  # right wherever zero-shot is wrong, and wherever it is right
+    write_rows(study, rows)
+    text = report(study).read_text()
+    assert "| icl | 4 | zero | 0 | +50.0 |" in text and "| icl better |" in text
+    assert "50.0 (1 run)" in text  # one run: no ±0.0
+
+
+def test_the_report_goes_into_the_doc_between_its_markers_and_keeps_the_rest(tmp_path):
+    from src.doc_tables import write_between_markers
+
+    doc = tmp_path / "results.md"
+    doc.write_text("intro\n<!-- study:s:start -->\nold\n<!-- study:s:end -->\nafter\n")
+    write_between_markers(doc, "study:s", "| new table |\n")
+    assert doc.read_text() == "intro\n<!-- study:s:start -->\n| new table |\n<!-- study:s:end -->\nafter\n"
+    write_between_markers(tmp_path / "new.md", "bench", "| t |", heading="## 5. Bench")
+    assert (tmp_path / "new.md").read_text() == "## 5. Bench\n\n<!-- bench:start -->\n| t |\n<!-- bench:end -->\n"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tiny_causal_lm", ["llama"], indirect=True)
-def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_and_reports(tiny_bert, tiny_causal_lm, imdb_dir,
-                                                                             tmp_path):
+def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_reruns_a_changed_approach_and_reports(
+        tiny_bert, tiny_causal_lm, imdb_test_dir, tmp_path):
     def small(model: str) -> list[str]:
         return ["--model.init_args.model_name", model, "--data.init_args.max_length", "64",
                 "--data.init_args.cache_dir", str(tmp_path / "cache"), "--trainer.precision", "32-true"]
 
-    # The distillation teacher: the zero-shot recipe, fitted, labels the unsupervised reviews (prepared once).
-    teacher = tmp_path / "teacher"
-    teacher_args = ["--config", "configs/gpt_zeroshot_imdb.yaml", "--data.init_args.source", str(imdb_dir),
+    # The distillation teacher, per seed: the zero-shot recipe, fitted, labels a seeded sample of unsupervised reviews.
+    teacher = str(tmp_path / "teachers" / "seed{seed}")
+    teacher_args = ["--config", "configs/gpt_zeroshot_imdb.yaml", "--data.init_args.source", str(imdb_test_dir),
                     "--data.init_args.val_size", "16", "--data.init_args.limit_train", "8", *small(tiny_causal_lm),
-                    "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.logger.init_args.name", "",
-                    "--trainer.logger.init_args.version", "teacher", "--trainer.enable_progress_bar", "false"]
-    path = tmp_path / "quick.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "quick", "output_dir": str(tmp_path / "studies"), "source": str(imdb_dir), "val_size": 16,
-        "budgets": [4, 8, 16], "seeds": [0, 1, 2], "approaches": [
-            {"name": "zero_shot", "config": ["configs/gpt_zeroshot_imdb.yaml"], "labels_from": "none", "seeds": [0],
+                    "--data.init_args.sample_seed", "{seed}", "--trainer.logger.init_args.save_dir",
+                    str(tmp_path / "teachers"), "--trainer.logger.init_args.name", "",
+                    "--trainer.logger.init_args.version", "seed{seed}", "--trainer.enable_progress_bar", "false"]
+    spec = {
+        "name": "quick", "eval_split": "test", "output_dir": str(tmp_path / "studies"), "source": str(imdb_test_dir),
+        "val_size": 16, "budgets": [4, 8, 16], "seeds": [0, 1, 2], "reference": "finetune", "approaches": [
+            {"name": "zero_shot", "kind": "unlabelled", "config": ["configs/gpt_zeroshot_imdb.yaml"],
              "args": ["--trainer.limit_val_batches", "0", "--data.init_args.limit_train", "8", *small(tiny_causal_lm)]},
-            {"name": "in_context", "config": ["configs/gpt_zeroshot_imdb.yaml", "configs/studies/in_context.yaml"],
-             "labels_from": "demonstrations", "budgets": [4],
+            {"name": "in_context", "kind": "demonstrations", "budgets": [4],
+             "config": ["configs/gpt_zeroshot_imdb.yaml", "configs/studies/in_context.yaml"],
              "args": ["--data.init_args.limit_train", "8", *small(tiny_causal_lm)]},
             {"name": "finetune", "config": ["configs/bert_imdb.yaml", "configs/studies/few_labels.yaml"],
              "steps": {"epochs": 1, "min": 2, "batch_size": 4}, "args": small(tiny_bert)},
             {"name": "linear_probe", "config": ["configs/studies/linear_probe.yaml"], "args": small(tiny_bert)},
             {"name": "distilled", "config": ["configs/bert_imdb.yaml", "configs/studies/few_labels.yaml"],
              "budgets": [0, 4], "steps": {"epochs": 1, "min": 2, "batch_size": 4},
-             "args": ["--data.init_args.soft_labels", str(teacher / "predictions.jsonl"), *small(tiny_bert)],
-             "requires": {"path": str(teacher / "predictions.jsonl"), "commands": [
+             "args": ["--data.init_args.soft_labels", f"{teacher}/predictions.jsonl", *small(tiny_bert)],
+             "requires": {"path": f"{teacher}/predictions.jsonl", "commands": [
                  ["python", "-m", "src", "fit", *teacher_args, "--trainer.limit_val_batches", "0"],
                  ["python", "-m", "src", "predict", *teacher_args, "--data.init_args.predict_split", "unsupervised",
-                  "--ckpt_path", str(teacher / "checkpoints" / "last.ckpt"),
+                  "--ckpt_path", f"{teacher}/checkpoints/last.ckpt",
                   "--trainer.callbacks+=src.callbacks.PredictionWriter",
-                  "--trainer.callbacks.init_args.output_dir", str(teacher)]]}},
+                  "--trainer.callbacks.init_args.output_dir", teacher]]}},
             {"name": "broken", "config": ["configs/bert_imdb.yaml"], "budgets": [4], "seeds": [0],
              "args": ["--data.init_args.batch_sizee", "4"]},
-        ]}))
-    results = tmp_path / "studies" / "quick_quick" / "results.jsonl"
-    cmd = [sys.executable, "-m", "src.study", "run", "--config", str(path), "--quick", "--in_process"]
+        ]}
+    path = tmp_path / "quick.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    folder = tmp_path / "studies" / "quick_quick"
+    results = folder / "results.jsonl"
+    cmd = [sys.executable, "-m", "src", "study", "run", "--config", str(path), "--quick", "--in_process"]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (results.exists() and len(results.read_text().splitlines()) >= 2):
@@ -125,25 +185,31 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_and_reports(t
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert rows[: len(before)] == before  # nothing done is redone
     keys = [(r["approach"], r["labels"], r["seed"]) for r in rows]
-    assert len(keys) == len(set(keys)) == 1 + 2 + 4 + 4 + 4 + 1
+    assert len(keys) == len(set(keys)) == 2 + 2 + 4 + 4 + 4 + 1
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 15 and len({r["eval_reviews"] for r in ok}) == 1 and all(len(r["correct"]) == 16 for r in ok)
+    assert len(ok) == 16 and len({r["eval_reviews"] for r in ok}) == 1 and all(len(r["correct"]) == 16 for r in ok)
+    zero = {r["seed"]: r for r in ok if r["approach"] == "zero_shot"}
+    assert zero[0]["command"] != zero[1]["command"]  # the calibration sample follows the seed
+    student = next(r for r in ok if r["approach"] == "distilled" and r["seed"] == 1)
+    assert student["command"][:4] == ["python", "-m", "src", "fit"] and student["eval_split"] == "test"
+    assert set(student["versions"]) >= {"torch", "transformers", "lightning"} and "dirty" in student
+    predictions = str(tmp_path / "teachers" / "seed1" / "predictions.jsonl")
+    assert len(student["inputs"][predictions]) == 16 and any(k.startswith("source:") for k in student["inputs"])
+    for seed in (0, 1):  # a teacher per seed, each labelling the unsupervised reviews
+        assert len((tmp_path / "teachers" / f"seed{seed}" / "predictions.jsonl").read_text().splitlines()) == 16
     (failed,) = [r for r in rows if r["status"] == "failed"]
     assert failed["approach"] == "broken" and "batch_sizee" in failed["error"] and "\n" not in failed["error"]
-    report = (tmp_path / "studies" / "quick_quick" / "report.md").read_text()
-    assert len((teacher / "predictions.jsonl").read_text().splitlines()) == 16  # the unsupervised reviews
-    assert "| finetune |" in report and "| linear_probe |" in report and "| distilled |" in report
-    assert "broken N=4 seed=0" in report
-    assert (tmp_path / "studies" / "quick_quick" / "learning_curve.png").stat().st_size > 10_000
-    assert list((tmp_path / "studies" / "quick_quick" / "tensorboard").rglob("events.out.tfevents.*"))
-
-
-def test_the_report_goes_into_the_doc_between_its_markers_and_keeps_the_rest(tmp_path):
-    doc, png = tmp_path / "results.md", tmp_path / "curve.png"
-    png.write_bytes(b"png")
-    doc.write_text("intro\n<!-- study:s:start -->\nold\n<!-- study:s:end -->\nafter\n")
-    st.write_doc({"name": "s", "doc": str(doc)}, "| new table |\n", png)
-    text = doc.read_text()
-    assert text.startswith("intro\n<!-- study:s:start -->\n| new table |")
-    assert text.endswith("<!-- study:s:end -->\nafter\n")
-    assert "old" not in text and (tmp_path / "s.png").read_bytes() == b"png" and "](s.png)" in text
+    text = (folder / "report.md").read_text()
+    assert "| finetune |" in text and "| linear_probe |" in text and "| distilled |" in text
+    assert "| distilled | 4 | finetune | 4 |" in text and "| zero_shot | 0 | finetune | 8 |" in text
+    assert "broken N=4 seed=0" in text
+    assert (folder / "learning_curve.png").stat().st_size > 10_000
+    assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
+    # A changed approach runs again; the others are kept.
+    spec["approaches"][3]["args"] = [*small(tiny_bert), "--model.init_args.l2", "0.5"]
+    path.write_text(yaml.safe_dump(spec))
+    again = subprocess.run([*cmd, "--only", "linear_probe", "finetune"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    new = [json.loads(line) for line in results.read_text().splitlines()][len(rows):]
+    assert [r["approach"] for r in new] == ["linear_probe"] * 4
+    assert len(read_rows(load_study(path, quick=True))) == len(rows) + 4

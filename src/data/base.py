@@ -54,6 +54,7 @@ class ReviewDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str = "outputs/cache",
         seed: int = 42,
+        sample_seed: int | None = None,
     ):
         """
         Args:
@@ -74,7 +75,10 @@ class ReviewDataModule(L.LightningDataModule):
             limit_predict: predict only this many reviews of `predict_split`.
             num_workers: DataLoader worker processes.
             cache_dir: where tokenized splits are cached.
-            seed: seed of the validation split and of the training order.
+            seed: seed of the validation split (and, unless `sample_seed` is set, of the training order).
+            sample_seed: seed of the random choices among the training reviews: the training order, the
+                `limit_train` reviews (a seeded sample instead of the first), the order `predict_split` is read
+                in. A study sets it to each run's seed, so that seeds vary every choice; None: `seed`.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -96,7 +100,14 @@ class ReviewDataModule(L.LightningDataModule):
 
     def train_set(self, train: datasets.Dataset, tokenized: dict[str, datasets.Dataset]) -> datasets.Dataset:
         """The training examples, from the tokenized training reviews left after the validation split."""
+        if self.hparams.sample_seed is not None and self.hparams.limit_train is not None:
+            train = train.shuffle(seed=self.hparams.sample_seed)  # a seeded sample, not always the same first rows
         return take(train, self.hparams.limit_train)
+
+    @property
+    def order_seed(self) -> int:
+        """The seed of the training order and of the other choices among training reviews (`sample_seed`)."""
+        return self.hparams.seed if self.hparams.sample_seed is None else self.hparams.sample_seed
 
     def eval_set(self, reviews: datasets.Dataset) -> datasets.Dataset:
         """Validation or test examples from tokenized reviews."""
@@ -232,7 +243,7 @@ class ReviewDataModule(L.LightningDataModule):
             if hp.predict_split not in raw:
                 raise UserError(f"data source {self.source!r} has no {hp.predict_split!r} split (it has: "
                                 f"{', '.join(raw)}); fix: set data.predict_split to one of them")
-            texts += take(raw[hp.predict_split].shuffle(seed=hp.seed), hp.limit_predict)["text"]
+            texts += take(raw[hp.predict_split].shuffle(seed=self.order_seed), hp.limit_predict)["text"]
         if not texts:
             raise UserError("nothing to predict: set data.predict_file (one input per line), data.predict_texts or "
                             "data.predict_split")
@@ -243,7 +254,7 @@ class ReviewDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds, trainer = self.splits["train"], self.trainer
-        sampler = LengthGroupedSampler(ds["length"], self.hparams.batch_size, seed=self.hparams.seed,
+        sampler = LengthGroupedSampler(ds["length"], self.hparams.batch_size, seed=self.order_seed,
                                        num_replicas=trainer.world_size if trainer else 1,
                                        rank=trainer.global_rank if trainer else 0)
         self._train_loader = ResumableLoader(ds.remove_columns("length"), batch_size=self.hparams.batch_size,

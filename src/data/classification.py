@@ -8,13 +8,13 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
 import json
-import random
 from pathlib import Path
 from typing import Literal
 
 import datasets
 
 from src.data.base import ReviewDataModule
+from src.data.selection import balanced_sample
 from src.data.text import tokenize
 from src.errors import UserError
 
@@ -97,18 +97,3 @@ def read_soft_labels(path: str, num_labels: int) -> tuple[list[str], list[list[f
         raise UserError(f"line {(bad or 0) + 1} of data.soft_labels {path!r} lacks `text` or {num_labels} "
                         "`probabilities`; fix: use the predictions.jsonl that `python -m src predict` writes")
     return [r["text"] for r in rows], [r["probabilities"] for r in rows]
-
-
-def balanced_sample(labels: list[int], n: int, num_labels: int, seed: int) -> list[int]:
-    """Sorted indices of a seeded sample of `n` rows, `n // num_labels` of each class (one more for the first
-    `n % num_labels` classes)."""
-    rng = random.Random(seed)
-    chosen = []
-    for c in range(num_labels):
-        rows = [i for i, y in enumerate(labels) if y == c]
-        want = n // num_labels + (c < n % num_labels)
-        if want > len(rows):
-            raise UserError(f"data.label_budget {n} needs {want} reviews of class {c}, the training split has "
-                            f"{len(rows)}; fix: lower data.label_budget")
-        chosen += rng.sample(rows, want)
-    return sorted(chosen)

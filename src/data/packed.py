@@ -31,7 +31,7 @@ class PackedTextDataModule(ReviewDataModule):
 
     def train_set(self, train: datasets.Dataset, tokenized: dict[str, datasets.Dataset]) -> datasets.Dataset:
         if "unsupervised" in tokenized:
-            train = datasets.concatenate_datasets([train, tokenized["unsupervised"]]).shuffle(seed=self.hparams.seed)
+            train = datasets.concatenate_datasets([train, tokenized["unsupervised"]]).shuffle(seed=self.order_seed)
         return pack(take(self.reviews(train), self.hparams.limit_train), self.hparams.block_size)
 
     def eval_set(self, reviews: datasets.Dataset) -> datasets.Dataset:

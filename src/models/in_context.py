@@ -6,7 +6,7 @@ KV-cache prefix), so a query costs its own tokens plus attention over the prefix
 reviews. Scoring and calibration are the zero-shot classifier's (`unlabelled` is fitted by `fit` on unlabelled
 training reviews, with the demonstrations in front, as every query sees them).
 
-To run: python -m src.study run --config configs/studies/label_budget.yaml   (draws the demonstrations per seed)
+To run: python -m src study run --config configs/studies/label_budget.yaml   (draws the demonstrations per seed)
 """
 
 import torch

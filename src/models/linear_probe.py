@@ -5,7 +5,7 @@ all-MiniLM-L6-v2: mean over real tokens, then L2-normalised) and logistic regres
 those embeddings in one full-batch L-BFGS solve, as scikit-learn's `LogisticRegression` would: the cheap baseline for a
 few labels. Evaluation and prediction are the classifier's.
 
-To run: python -m src.study run --config configs/studies/label_budget.yaml   (the linear_probe rows)
+To run: python -m src study run --config configs/studies/label_budget.yaml   (the linear_probe rows)
 """
 
 import torch

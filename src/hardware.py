@@ -1,0 +1,12 @@
+"""What this machine computes fast: the CLI falls back to fp32 where bf16 would be emulated.
+
+To run: python -c "from src.hardware import cpu_has_fast_bf16; print(cpu_has_fast_bf16())"
+"""
+
+import torch
+
+
+def cpu_has_fast_bf16() -> bool:
+    """bf16 matmuls run natively only with AVX512-BF16 or AMX; elsewhere autocast emulates them slowly."""
+    # torch has no public probe for these CPU features (tests/test_cli.py fails if these names go away).
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()

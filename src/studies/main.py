@@ -1,0 +1,55 @@
+"""The study commands: `python -m src study run|report` (a study file) and `python -m src prompts run|report` (the
+prompt grid). Bad input raises a `UserError`, which `python -m src` prints as one line with exit code 2.
+
+To run: python -m src study run --config configs/studies/label_budget.yaml
+        python -m src prompts run --config configs/studies/prompts.yaml
+"""
+
+import argparse
+
+from src.studies import prompts
+from src.studies.report import report
+from src.studies.runner import run_study
+from src.studies.schema import load_study
+
+
+def study_arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m src study", description="a study: approaches x label budgets x "
+                                     "seeds on the same evaluation reviews, and its report (src/studies/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (("run", "run the study's runs not yet done, then report"),
+                        ("report", "write the report of what is done")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--config", required=True, help="the study file, e.g. configs/studies/label_budget.yaml")
+        p.add_argument("--quick", action="store_true", help="2 seeds, the 2 smallest budgets, 16 evaluation reviews")
+        if name == "run":
+            p.add_argument("--only", nargs="+", help="run only these approaches")
+            p.add_argument("--in_process", action="store_true",
+                           help="run every run in this process (no start-up per run; for a GPU, no isolation)")
+    return parser
+
+
+def study(argv: list[str]) -> None:
+    args = study_arguments().parse_args(argv)
+    spec = load_study(args.config, args.quick)
+    if args.command == "run":
+        run_study(spec, args.only, args.in_process)
+    report(spec)
+
+
+def prompts_arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m src prompts", description="the prompt grid: zero-shot accuracy "
+                                     "of prompts x label words x chat template under every calibration, on "
+                                     "validation reviews; its report chooses the recipe's prompt")
+    parser.add_argument("command", choices=["run", "report"], help="run the prompts not yet scored, or report")
+    parser.add_argument("--config", required=True, help="the prompt grid, e.g. configs/studies/prompts.yaml")
+    parser.add_argument("--quick", action="store_true", help="16 evaluation reviews, in its own folder")
+    return parser
+
+
+def prompt_grid(argv: list[str]) -> None:
+    args = prompts_arguments().parse_args(argv)
+    grid, spec = prompts.load_grid(args.config, args.quick)
+    if args.command == "run":
+        run_study(spec)
+    prompts.report(grid, spec)

@@ -1,0 +1,62 @@
+"""What reproduces a run: the commit (and whether the tree was dirty), the package versions, and a hash of every
+file the run read beyond the source code (configs, a teacher's predictions, an export folder, the data source).
+
+To run: python -c "from src.studies.provenance import environment; print(environment())"
+"""
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("torch", "transformers", "lightning", "datasets", "torchmetrics")
+
+
+def hash_path(path: str | Path) -> str:
+    """sha256 (16 hex digits) of a file's bytes, or of a folder's files (their relative names and bytes)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        digest.update(str(f.relative_to(path) if f != path else f.name).encode())
+        with open(f, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def hash_source(source: str) -> str:
+    """The data source's hash: its files' bytes for a local folder, else the hub id itself (the hub versions it)."""
+    return hash_path(source) if Path(source).is_dir() else source
+
+
+def inputs(args: list[str]) -> dict[str, str]:
+    """A hash of every existing file or folder named in a run's arguments (its configs, a teacher's predictions,
+    the export a model starts from), by the path as given."""
+    return {a: hash_path(a) for a in dict.fromkeys(args) if _is_path(a)}
+
+
+def _is_path(arg: str) -> bool:
+    return "/" in arg and not arg.startswith("-") and "\n" not in arg and len(arg) < 500 and Path(arg).exists()
+
+
+def texts_hash(texts: list[str], labels: list[int]) -> str:
+    """The evaluation reviews' hash: their texts and labels, in order."""
+    return hashlib.sha256(json.dumps([texts, labels]).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def environment() -> dict:
+    """The commit, whether the tracked tree differed from it, and the versions of the packages that compute a run."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": dirty,
+            "versions": {p: importlib.metadata.version(p) for p in PACKAGES}}

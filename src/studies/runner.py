@@ -1,0 +1,201 @@
+"""The study runner: plans every run (approaches x label budgets x seeds), runs those not yet recorded, each in its
+own process (or in this one), prepares prerequisites once, and appends one row per run to `results.jsonl`.
+
+A row is keyed by its approach, labels, seed and a hash of everything that defines how the approach runs (its
+fields, the content of its config files, the study's data and evaluation settings): a changed approach runs again
+instead of mixing old rows into the report. A killed study continues with the runs not yet done; a run that fails
+is recorded with its one-line error and the study goes on (a later `run` retries it).
+
+To run: python -m src study run --config configs/studies/label_budget.yaml [--only zero_shot] [--in_process]
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from src.studies import provenance
+from src.studies import run as one
+from src.studies.approach import Approach
+from src.studies.schema import Study
+
+
+@dataclass(frozen=True)
+class Planned:
+    approach: str
+    labels: int
+    seed: int
+    key: str
+
+
+def approach_key(study: Study, approach: Approach) -> str:
+    """What defines how an approach's runs run: its fields but budgets and seeds (which runs, not how), its config
+    files' content, and the study's data and evaluation settings."""
+    fields = {k: v for k, v in dataclasses.asdict(approach).items() if k not in ("budgets", "seeds")}
+    settings = {k: getattr(study, k) for k in ("source", "val_size", "split_seed", "eval_split", "eval_size",
+                                               "eval_seed")}
+    configs = {c: provenance.hash_path(c) if Path(c).exists() else None for c in approach.config}
+    return hashlib.sha256(json.dumps([fields, settings, configs], sort_keys=True).encode()).hexdigest()[:12]
+
+
+def plan(study: Study) -> list[Planned]:
+    """Every run of the study, in order: approaches, then label budgets, then seeds."""
+    runs = []
+    for a in study.approaches:
+        key = approach_key(study, a)
+        for n in a.budgets if a.budgets is not None else a.default_budgets(study.budgets):
+            for seed in a.seeds if a.seeds is not None else study.seeds:
+                runs.append(Planned(a.name, n, seed, key))
+    return runs
+
+
+def read_rows(study: Study) -> list[dict]:
+    """The latest row of every run recorded so far (of any version of its approach)."""
+    path = study.folder() / "results.jsonl"
+    rows = {}
+    if path.exists():
+        for line in path.read_text().split("\n"):
+            if line.strip():
+                row = json.loads(line)
+                rows[(row["approach"], row["labels"], row["seed"], row.get("key"))] = row
+    return list(rows.values())
+
+
+def current_rows(study: Study) -> tuple[list[dict], int]:
+    """The rows of the study's planned runs as the approaches stand now, and how many rows of changed approaches
+    (or of runs no longer planned) were left out."""
+    planned = {(r.approach, r.labels, r.seed, r.key) for r in plan(study)}
+    rows = read_rows(study)
+    mine = [r for r in rows if (r["approach"], r["labels"], r["seed"], r.get("key")) in planned]
+    return mine, len(rows) - len(mine)
+
+
+def run_study(study: Study, only: list[str] | None = None, in_process: bool = False) -> list[dict]:
+    """Every planned run not yet recorded as done (of the `only` approaches, if given), each in its own process
+    (`in_process`: in this one, which saves each run's start-up where that dominates, on a GPU)."""
+    out = study.folder()
+    out.mkdir(parents=True, exist_ok=True)
+    done = {(r["approach"], r["labels"], r["seed"], r.get("key")) for r in read_rows(study) if r["status"] == "ok"}
+    todo = [r for r in plan(study) if (r.approach, r.labels, r.seed, r.key) not in done
+            and (not only or r.approach in only)]
+    print(f"study {study.name} ({study.eval_split} reviews): {len(done)} runs done, {len(todo)} to run -> "
+          f"{out / 'results.jsonl'}", flush=True)
+    prepared: dict[str, str | None] = {}  # prerequisite path -> its error (None: ready)
+    for i, run in enumerate(todo, 1):
+        approach = study.approach(run.approach)
+        run_dir = out / "runs" / run.approach / f"n{run.labels}_seed{run.seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        error = prepare(approach, run.seed, out, prepared)
+        if error is None:
+            spec = {"study": dataclasses.asdict(study), "approach": run.approach, "labels": run.labels,
+                    "seed": run.seed, "run_dir": str(run_dir)}
+            (run_dir / "spec.json").write_text(json.dumps(spec))
+            (run_dir / "result.json").unlink(missing_ok=True)
+            code = execute([sys.executable, "-m", "src.studies.run", str(run_dir / "spec.json")], run_dir / "run.log",
+                           in_process)
+            if code or not (run_dir / "result.json").exists():
+                error = last_error(run_dir / "run.log", code)
+        wall = time.perf_counter() - start
+        head = {"approach": run.approach, "labels": run.labels, "seed": run.seed, "key": run.key}
+        if error is None:
+            row = head | json.loads((run_dir / "result.json").read_text()) | {"wall_s": round(wall, 2)}
+        else:
+            row = head | {"status": "failed", "error": error, "wall_s": round(wall, 2), "run_dir": str(run_dir)}
+        with open(out / "results.jsonl", "a") as f:  # one line per run: a killed study loses the run in flight only
+            f.write(json.dumps(row) + "\n")
+        what = f"accuracy {row['accuracy']:.4f}" if error is None else f"FAILED: {error}"
+        print(f"[{i}/{len(todo)}] {run.approach} labels={run.labels} seed={run.seed}: {what} ({wall:.0f} s)",
+              flush=True)
+    return read_rows(study)
+
+
+def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None]) -> str | None:
+    """Run an approach's prerequisite for `seed` unless the path it creates exists (or `prepared`, the paths tried
+    in this study run, holds it); its one-line error, or None when ready."""
+    need = approach.requires
+    if need is None:
+        return None
+    path = one.seeded([need.path], seed)[0]
+    if Path(path).exists():
+        return None
+    if path in prepared:
+        return prepared[path]
+    log_dir = out / "runs" / approach.name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    error = None
+    for i, cmd in enumerate(need.commands):
+        cmd = one.seeded(cmd, seed)
+        print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
+        log = log_dir / f"prepare_seed{seed}_{i}.log"
+        code = execute([sys.executable if c == "python" else c for c in cmd], log)
+        if code:
+            error = f"prerequisite failed ({' '.join(cmd)[:200]}): {last_error(log, code)}"
+            break
+    if error is None and not Path(path).exists():
+        error = f"prerequisite did not write {path}; fix: check {log_dir}/prepare_seed{seed}_*.log"
+    prepared[path] = error
+    return error
+
+
+def execute(cmd: list[str], log: Path, in_process: bool = False) -> int:
+    """Run a command with its output in `log`; its exit code. `in_process`: a run (`python -m src.studies.run`) is
+    called in this process instead."""
+    if in_process and cmd[1:3] == ["-m", "src.studies.run"]:
+        import traceback
+
+        output = RunLog.install()
+        with open(log, "w") as f:
+            output.file = f
+            try:
+                return one.main(cmd[3:])
+            except SystemExit as err:
+                return err.code if isinstance(err.code, int) else 1
+            except Exception:
+                traceback.print_exc()
+                return 1
+            finally:
+                output.file = None
+    with open(log, "w") as f:
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+
+
+class RunLog:
+    """stdout and stderr while runs share this process: the current run's log, else the console. Logging handlers
+    made during one run hold on to this object, not to that run's log file, which closes when the run ends."""
+
+    def __init__(self, console):
+        self.console, self.file = console, None
+
+    @classmethod
+    def install(cls) -> "RunLog":
+        if not isinstance(sys.stdout, cls):
+            sys.stdout = sys.stderr = cls(sys.stdout)
+        return sys.stdout
+
+    def write(self, text: str) -> int:
+        return (self.file or self.console).write(text)
+
+    def flush(self) -> None:
+        (self.file or self.console).flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.console.fileno()
+
+
+def last_error(log: Path, returncode: int) -> str:
+    """The run's one-line error: its `error: ...` line, else the last line of its traceback."""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: ") or "Error" in line.split(":")[0]:
+            return line[:300]
+    return f"exit code {returncode}" + (f": {lines[-1][:200]}" if lines else "")

@@ -1,0 +1,127 @@
+"""The study file, typed: every key is a field of `Study`, of `Approach` or of the approach's kind; an unknown key,
+a missing one or a value of the wrong type is a one-line error naming it and the fix.
+
+To run: python -c "from src.studies.schema import load_study; print(load_study('configs/studies/label_budget.yaml'))"
+"""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from src.data.selection import EvalSplit
+from src.errors import UserError
+from src.studies.approach import Approach
+from src.studies.kinds import KINDS
+
+
+@dataclass
+class Study:
+    """A study: its approaches, budgets and seeds, and the reviews every run is scored on."""
+
+    name: str
+    eval_split: EvalSplit  # `test` for the figures reported, `validation` for every choice made while developing
+    budgets: list[int]
+    seeds: list[int]
+    approaches: list[Approach]
+    output_dir: str = "outputs/studies"
+    doc: str | None = None  # the report's table goes there too, between this study's markers
+    source: str | None = None  # None: the shared mirror when present, else stanfordnlp/imdb
+    val_size: int = 2500  # the validation split held out of train (the data modules' `val_size`)
+    split_seed: int = 42  # its seed (the data modules' `seed`)
+    eval_size: int | None = 2000  # class-balanced evaluation reviews; None: the whole split
+    eval_seed: int = 0  # seed of their sample
+    eval_batch_size: int = 32
+    bootstrap: int = 1000  # resamples of the intervals
+    reference: str | None = None  # every other approach is compared with this one
+    compare: list[list[str]] = field(default_factory=list)  # pairs of approaches compared as well
+
+    def approach(self, name: str) -> Approach:
+        return next(a for a in self.approaches if a.name == name)
+
+    def folder(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def load_study(path: str | Path, quick: bool = False) -> Study:
+    """The study file, checked (`quick`: 2 seeds, the 2 smallest budgets, 16 evaluation reviews, its own folder)."""
+    if not Path(path).is_file():
+        raise UserError(f"study file {path} does not exist; fix: pass one of configs/studies/*.yaml")
+    return parse_study(yaml.safe_load(Path(path).read_text()) or {}, str(path), quick)
+
+
+def parse_study(data: dict, where: str, quick: bool = False) -> Study:
+    study = parse(Study, data, where)
+    names = [a.name for a in study.approaches]
+    if len(set(names)) != len(names):
+        raise UserError(f"{where}: two approaches have the same name; fix: name each approach once")
+    for name in [study.reference, *[n for pair in study.compare for n in pair]]:
+        if name is not None and name not in names:
+            raise UserError(f"{where}: {name!r} (in reference or compare) is no approach of the study; fix: use one of "
+                            f"{names}")
+    if any(len(pair) != 2 for pair in study.compare):
+        raise UserError(f"{where}: each entry of compare is a pair of approach names; fix: e.g. [distilled, zero_shot]")
+    if quick:  # its own folder, and no doc: its rows never mix with the full study's
+        for a in study.approaches:
+            a.budgets = a.budgets and a.budgets[:2]
+            a.seeds = a.seeds and a.seeds[:2]
+        study = dataclasses.replace(study, name=f"{study.name}_quick", doc=None, budgets=sorted(study.budgets)[:2],
+                                    seeds=study.seeds[:2], bootstrap=200,
+                                    eval_size=16 if study.eval_size is None else min(study.eval_size, 16))
+    return study
+
+
+def parse(cls, data, where: str):
+    """`data` (a mapping from the study file) as a `cls`, every key checked against its fields and their types."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping of keys, got {data!r}; fix: see configs/studies/")
+    if cls is Approach:  # the kind picks the class, and with it the keys an approach may have
+        kind = data.get("kind", "label_budget")
+        if kind not in KINDS:
+            raise UserError(f"{where}: unknown approach kind {kind!r}; fix: one of {sorted(KINDS)}")
+        cls = KINDS[kind]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} for {cls.__name__}; fix: use one of {sorted(fields)}")
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise UserError(f"{where}: {cls.__name__} lacks {missing[0]!r}; fix: add it (see configs/studies/)")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        name = data.get("name") if isinstance(data.get("name"), str) else cls.__name__
+        values[key] = convert(value, hints[key], f"{where}: {name}.{key}")
+    return cls(**values)
+
+
+def convert(value, hint, where: str):
+    """`value` checked against the type `hint` (nested dataclasses parsed)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return convert(value, hint, where)
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{where} is {value!r}; fix: one of {list(args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where} should be a list, got {value!r}; fix: write it as [a, b, ...]")
+        return [convert(v, args[0], where) for v in value]
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, where)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # an argument written as a bare number in YAML
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise UserError(f"{where} should be {hint.__name__}, got {value!r}; fix: correct it in the study file")
+    return value

@@ -1,0 +1,75 @@
+"""The shape of the code, checkable from the tree: modules use each other's public names only, the study runner
+never branches on an approach kind, benchmarks take data selection from src/data/, one entry table lists every
+command."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MODULES = sorted([*Path("src").rglob("*.py"), *Path("benchmarks").glob("*.py")])
+
+
+def imported_private_names(path: Path) -> list[str]:
+    """`from src.x import _name`, and `alias._name` where `alias` is an imported module of this project."""
+    tree = ast.parse(path.read_text())
+    found, aliases = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("src", "benchmarks")):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+            aliases |= {a.asname or a.name for a in node.names}  # `from src import study as st` binds a module
+        if isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name for a in node.names if a.name.startswith("src")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
+                and node.attr.startswith("_") and not node.attr.startswith("__"):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=str)
+def test_no_module_reaches_into_another_modules_underscore_names(path):
+    assert imported_private_names(path) == []
+
+
+def test_the_check_finds_a_private_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from src.cli import _resume_last\nfrom src import study as st\nst._RunOutput()\n")
+    assert imported_private_names(bad) == ["src.cli._resume_last", "st._RunOutput"]
+
+
+def test_the_runner_never_branches_on_an_approach_kind():
+    from src.studies.kinds import KINDS
+
+    for module in ("runner", "run", "report"):
+        source = Path(f"src/studies/{module}.py").read_text()
+        for name, cls in KINDS.items():
+            assert f'"{name}"' not in source and cls.__name__ not in source, (module, name)
+        assert ".kind" not in source, module
+
+
+def test_benchmarks_take_data_selection_from_src_data_not_from_the_study_code():
+    for path in Path("benchmarks").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in modules if m and m.startswith("src.stud")], path
+
+
+def test_python_m_src_help_lists_every_command_and_a_bad_one_is_one_line():
+    from src.__main__ import COMMANDS
+
+    shown = subprocess.run([sys.executable, "-m", "src", "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0
+    for name in ("fit", "validate", "test", "predict", "serve", "study", "prompts"):
+        assert f"\n  {name} " in shown.stdout and name in COMMANDS
+    bare = subprocess.run([sys.executable, "-m", "src"], capture_output=True, text=True, timeout=120)
+    assert bare.returncode == 2 and "commands:" in bare.stderr
+    wrong = subprocess.run([sys.executable, "-m", "src", "studdy"], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "unknown command 'studdy'" in wrong.stderr
+    study = subprocess.run([sys.executable, "-m", "src", "study", "report", "--config", "nowhere.yaml"],
+                           capture_output=True, text=True, timeout=120)
+    assert study.returncode == 2 and study.stderr.strip() == (
+        "error: study file nowhere.yaml does not exist; fix: pass one of configs/studies/*.yaml")
