@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # every arm trains there (Trainer and fit pick it alike)
 SUFFIX = "" if DEVICE == "cpu" else f"_{DEVICE}"  # a GPU run gets its own JSON and table beside the CPU one's
+MARKER = f"trainer_vs_fit{SUFFIX}"  # of its table in the doc
 OUT = ROOT / f"outputs/bench/trainer_vs_fit{SUFFIX}.json"
 DOC = ROOT / "docs/benchmarks.md"
 VAL_SIZE, SEED, LR, WEIGHT_DECAY, WARMUP = 2500, 42, 1e-4, 0.01, 0.1  # as configs/bench_fit.yaml
@@ -194,6 +195,12 @@ def table(results: list[dict], meta: dict) -> str:
     return "\n".join(rows)
 
 
+def write_doc(text: str) -> None:
+    from src.doc_tables import write_between_markers
+
+    write_between_markers(DOC, MARKER, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", default="A,B,B32,C", help="comma-separated arms to run")
@@ -243,9 +250,7 @@ def main() -> None:
             OUT.parent.mkdir(parents=True, exist_ok=True)  # after every arm: an interrupted run keeps what it did
             OUT.write_text(json.dumps({"meta": meta, "results": [{k: v for k, v in x.items() if k != "lengths"}
                                                                  for x in results]}, indent=2))
-    from src.doc_tables import write_between_markers
-
-    write_between_markers(DOC, f"trainer_vs_fit{SUFFIX}", table(results, meta))
+    write_doc(table(results, meta))
     print(f"-> {OUT}, {DOC}")
 
 

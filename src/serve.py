@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from src.api import checkpoint_state, load
-from src.errors import UserError
 
 
 class Review(BaseModel):
@@ -79,10 +78,7 @@ def arguments() -> argparse.ArgumentParser:
 
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
-    try:
-        checkpoint_state(a.run)  # fail here, with the one-line error, rather than in a worker process
-    except UserError as err:
-        sys.exit(f"error: {err}")
+    checkpoint_state(a.run)  # fail here, with the one-line error (python -m src prints it), not in a worker process
     api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
     server = ls.LitServer(api, accelerator=a.accelerator, max_payload_size=int(a.max_payload_mb * 2**20))
     server.app.add_exception_handler(RequestValidationError, one_line_error)

@@ -39,15 +39,16 @@ def test_table_ratios_mfu_and_speed_only_arms(bench):
 
 
 def test_a_gpu_run_writes_its_own_table_beside_the_cpu_one(bench):
-    bench.DOC.write_text(f"intro\n{bench.START}\ncpu table\n{bench.END}\n")
+    bench.DOC.write_text("intro\n<!-- trainer_vs_fit:start -->\ncpu table\n<!-- trainer_vs_fit:end -->\n")
     gpu = ("<!-- trainer_vs_fit_cuda:start -->", "<!-- trainer_vs_fit_cuda:end -->")
-    bench.START, bench.END = gpu
+    bench.MARKER = "trainer_vs_fit_cuda"
     bench.write_doc("gpu table")
     text = bench.DOC.read_text()
     assert "cpu table" in text and f"{gpu[0]}\ngpu table\n{gpu[1]}" in text
 
 
 def test_doc_keeps_what_is_around_the_table(bench):
-    bench.DOC.write_text(f"intro\n{bench.START}\nold table\n{bench.END}\nafter\n")
+    start, end = "<!-- trainer_vs_fit:start -->", "<!-- trainer_vs_fit:end -->"
+    bench.DOC.write_text(f"intro\n{start}\nold table\n{end}\nafter\n")
     bench.write_doc("new table")
-    assert bench.DOC.read_text() == f"intro\n{bench.START}\nnew table\n{bench.END}\nafter\n"
+    assert bench.DOC.read_text() == f"intro\n{start}\nnew table\n{end}\nafter\n"

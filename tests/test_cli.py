@@ -271,3 +271,12 @@ def test_own_csv_data_with_three_classes_fits_and_predicts_named_classes(tiny_be
     for source in (run, run / "export" / "best"):
         rows = load(source).predict(["a mixed review", "a positive review"])
         assert all(len(r["probabilities"]) == 3 and r["label_name"] == names[r["label"]] for r in rows)
+
+
+def test_test_after_fit_ends_the_fit_on_the_test_split_with_the_best_checkpoint(tiny_bert, imdb_test_dir, tmp_path):
+    cli = main(["fit", *tiny_args(tiny_bert, imdb_test_dir, tmp_path), "--test_after_fit", "true"])
+    metrics = cli.trainer.callback_metrics
+    assert {"test/acc", "test/f1", "test/auroc"} <= set(metrics) and 0 <= metrics["test/acc"] <= 1
+    assert cli.trainer.ckpt_path == cli.trainer.checkpoint_callback.best_model_path  # the best, not the last weights
+    plain = main(["fit", *tiny_args(tiny_bert, imdb_test_dir, tmp_path / "plain")])
+    assert "test/acc" not in plain.trainer.callback_metrics

@@ -14,7 +14,7 @@ RECIPES = sorted(Path("configs").glob("*.yaml"))
 # strategies/, variants of a recipe (bert_imdb/) and the studies' recipes; a study file itself is parsed in test_study,
 # the prompt grid in test_prompts
 OVERLAYS = sorted(p for p in Path("configs").glob("*/*.yaml")
-                  if not any(f"python -m src.{runner} " in p.read_text() for runner in ("study", "prompts")))
+                  if not any(f"python -m src {runner} " in p.read_text() for runner in ("study", "prompts")))
 
 
 def run_line(config: Path) -> list[str]:

@@ -73,3 +73,6 @@ def test_python_m_src_help_lists_every_command_and_a_bad_one_is_one_line():
                            capture_output=True, text=True, timeout=120)
     assert study.returncode == 2 and study.stderr.strip() == (
         "error: study file nowhere.yaml does not exist; fix: pass one of configs/studies/*.yaml")
+    serve = subprocess.run([sys.executable, "-m", "src", "serve", "nowhere"], capture_output=True, text=True,
+                           timeout=120)
+    assert serve.returncode == 2 and serve.stderr.count("\n") == 1 and serve.stderr.startswith("error: ")
