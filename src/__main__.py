@@ -11,7 +11,7 @@ import sys
 def _cli(argv: list[str]) -> None:
     from src.cli import main
 
-    main(argv)
+    main(None if argv == sys.argv[1:] else argv)  # None: LightningCLI reads the command line itself
 
 
 def _serve(argv: list[str]) -> None:

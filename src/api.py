@@ -28,8 +28,12 @@ class Predictor:
         self.collate = Collator(data.tokenizer, data.padding_side)
 
     @torch.inference_mode()
-    def predict(self, texts: list[str]) -> list[dict]:
-        """One row per text (per generated sequence, for a causal LM), in input order, as `predict` writes them."""
+    def predict(self, texts: list[str] | str) -> list[dict]:
+        """One row per text (per generated sequence, for a causal LM), in input order, as `predict` writes them; a
+        string is one text."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return []
         ids = self.data.predict_ids(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # similar lengths per batch: little padding
         rows = []
@@ -45,7 +49,7 @@ class Predictor:
 def load(path: str | Path, device: str = "cpu", batch_size: int = 32) -> Predictor:
     """A `Predictor` from a run folder (its best checkpoint, else last.ckpt), a checkpoint file of this project, or
     an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json)."""
-    if (Path(path) / "training_run.json").is_file():
+    if check(path) is None:
         return _load_export(Path(path), device, batch_size)
     state = checkpoint_state(path)
     module = _build(state["hyper_parameters"])
@@ -65,6 +69,19 @@ def _load_export(path: Path, device: str, batch_size: int) -> Predictor:
     return Predictor(module.to(device), data, batch_size)
 
 
+def check(path: str | Path) -> dict | None:
+    """What `load` would read, checked without building a model: None for an export folder, else the checkpoint's
+    state (memory-mapped); a `UserError` naming the fix for anything else."""
+    if (Path(path) / "training_run.json").is_file():
+        try:
+            json.loads((Path(path) / "training_run.json").read_text())["model"]["class_path"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f"{path}/training_run.json cannot be read ({type(err).__name__}); fix: export the run "
+                            "again (its HFExport callback writes it)") from None
+        return None
+    return checkpoint_state(path)
+
+
 def checkpoint_state(path: str | Path) -> dict:
     """The checkpoint of a run folder (its best, else last.ckpt) or a .ckpt file, memory-mapped (cheap to open),
     checked to name the module and data module classes that made it."""
@@ -75,7 +92,12 @@ def checkpoint_state(path: str | Path) -> dict:
         raise UserError(f"{path} is neither a checkpoint, a run folder with checkpoints/best*.ckpt or last.ckpt, nor "
                         "an export with training_run.json; fix: pass outputs/<recipe>/version_N, a .ckpt file or "
                         "outputs/<recipe>/version_N/export/best")
-    state = torch.load(found[-1], map_location="cpu", weights_only=True, mmap=True)
+    try:
+        state = torch.load(found[-1], map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises several types for a truncated or foreign file
+        raise UserError(f"{found[-1]} cannot be read as a checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:120] if str(err) else ''}); fix: pass a run folder, a .ckpt "
+                        "of this project or an export folder") from None
     for key in ("hyper_parameters", "datamodule_hyper_parameters"):
         if "_class_path" not in state.get(key, {}):
             raise UserError(f"{found[-1]} does not say which classes made it (no _class_path in {key}): it was not "

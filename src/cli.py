@@ -174,6 +174,8 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
             key, cls, option = unknown.groups()
             message = f"{cls} has no argument {option!r} (given as {key}.{option})"
             see = f"python -m src {subcommand} --{key}.help {cls}"
+        elif wrong_type := _type_error(message):
+            message = wrong_type
         print(f"error: {message}; see: {see}".replace("  ", " "), file=sys.stderr)
         sys.exit(2)
     except Exception as err:
@@ -182,6 +184,24 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
             raise
         print(f"error: {user_error}", file=sys.stderr)
         sys.exit(2)
+
+
+EXAMPLES = {"list": '\'["a review", "another"]\'', "int": "128", "float": "0.5", "bool": "true", "str": '"text"',
+            "dict": "'{\"key\": 1}'"}
+
+
+def _type_error(message: str) -> str | None:
+    """jsonargparse's Union dump for a value of the wrong type, as one line: the option, the type, an example."""
+    found = re.search(r"Parser key \"(\w+)\".*?class_path '[\w.]+': Parser key \"(\w+)\": (.*)", message)
+    if not found:
+        return None
+    key, option, rest = found.groups()
+    types = [t for t in dict.fromkeys(re.findall(r"Expected a <class '(\w+)'>", rest)) if t != "NoneType"]
+    given = re.search(r"(?:Given value|Got value): (.*?)(?: - |$)", rest)
+    if not types or not given:
+        return None
+    return (f"--{key}.{option} expects {' or '.join(types)}, got {given.group(1).strip()!r}; for example: "
+            f"--{key}.{option} {EXAMPLES.get(types[0], '...')}")
 
 
 def _find_user_error(err: BaseException | None) -> UserError | None:

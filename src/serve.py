@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from src.api import checkpoint_state, load
+from src.api import check, load
 
 
 class Review(BaseModel):
@@ -65,7 +65,7 @@ def _stop_workers_too(signum: int, frame) -> None:
 
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a run folder (its best checkpoint) or a checkpoint file")
+    parser.add_argument("run", help="a run folder (its best checkpoint), a checkpoint file or an export folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--accelerator", default="auto", help="cpu, cuda or auto")
@@ -78,7 +78,7 @@ def arguments() -> argparse.ArgumentParser:
 
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
-    checkpoint_state(a.run)  # fail here, with the one-line error (python -m src prints it), not in a worker process
+    check(a.run)  # fail here, with the one-line error (python -m src prints it), not in a worker process
     api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
     server = ls.LitServer(api, accelerator=a.accelerator, max_payload_size=int(a.max_payload_mb * 2**20))
     server.app.add_exception_handler(RequestValidationError, one_line_error)

@@ -108,7 +108,7 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
 
 @pytest.mark.parametrize("sub, override, message", [
     ("fit", ["--model.init_args.model_name", "no-such-org/no-such-model"], "unknown model 'no-such-org/no-such-model'"),
-    ("fit", ["--data.source", "./no/such/folder"], "data source './no/such/folder' does not exist"),
+    ("fit", ["--data.source", "./no/such/folder"], "data folder './no/such/folder' not found"),
     ("fit", ["--data.source", "{columns}"], "lacks column(s) ['label', 'text']"),
     ("fit", ["--data.source", "{labels}"], "has labels [7] outside the classes 0..1"),
     ("test", [], "has no 'test' split"),
@@ -123,6 +123,9 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
      "src.data.ClassificationDataModule has no argument 'batch_sizee' (given as data.batch_sizee); see: python -m src "
      "fit --data.help src.data.ClassificationDataModule"),
     ("fit", ["--trainer.max_epoch", "1"], "unrecognized arguments: --trainer.max_epoch 1"),
+    ("predict", ["--data.predict_texts", "A great film"],
+     "--data.predict_texts expects list, got 'A great film'; for example: --data.predict_texts '[\"a review\", "),
+    ("fit", ["--data.max_length", "abc"], "--data.max_length expects int, got 'abc'; for example: --data.max_length 128"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]
@@ -131,6 +134,7 @@ def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
+    assert len(err[-1]) < 400, err[-1]  # a line, not a dump
 
 
 class FailOnSecondBatch(L.Callback):
@@ -233,6 +237,31 @@ def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
 
     with pytest.raises(UserError, match="neither a checkpoint, a run folder"):
         load(tmp_path)
+    (tmp_path / "broken.ckpt").write_bytes(b"\x00" * 1024)
+    for path in ("README.md", tmp_path / "broken.ckpt"):  # a text file, a truncated checkpoint: one line with the fix
+        with pytest.raises(UserError, match="cannot be read as a checkpoint .*; fix: pass a run folder"):
+            load(path)
+
+
+def test_the_python_api_takes_a_string_as_one_text_and_nothing_as_nothing(fitted):
+    from src.api import load
+
+    model = load(fitted[0])
+    (row,) = model.predict("A moving, funny film.")
+    assert row["text"] == "A moving, funny film." and model.predict([]) == []
+
+
+def test_serve_checks_an_export_folder_and_refuses_a_corrupt_checkpoint_in_one_line(fitted, tmp_path):
+    import subprocess
+    import sys
+
+    from src.api import check
+
+    assert check(fitted[0] / "export" / "best") is None  # what serve accepts before it starts its workers
+    (tmp_path / "broken.ckpt").write_bytes(b"\x00" * 1024)
+    done = subprocess.run([sys.executable, "-m", "src", "serve", str(tmp_path / "broken.ckpt")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "cannot be read as a checkpoint" in done.stderr
 
 
 def test_a_fit_into_a_log_file_prints_progress_lines_and_plain_notes(tiny_bert, imdb_dir, tmp_path, capsys, caplog):

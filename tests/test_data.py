@@ -144,8 +144,16 @@ def test_collator_keeps_text():
 # ---- bad input: one clear error each ----
 
 def test_missing_data_path(tiny_bert, tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="not found"):
         fit_ready(datamodule(tiny_bert, tmp_path / "no" / "such" / "folder", tmp_path))
+
+
+@pytest.mark.parametrize("source", ["my_reviews/", "./my_reviews", "data\\reviews", "reviews.csv", "a/b/c"])
+def test_a_path_like_source_that_is_missing_is_not_looked_up_on_the_hub(source):
+    from src.data.sources import load_source
+
+    with pytest.raises(UserError, match=f"data folder {source!r} not found: fix data.source".replace("\\", "\\\\")):
+        load_source(source)
 
 
 def test_folder_without_split_files(tiny_bert, tmp_path):

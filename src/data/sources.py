@@ -57,10 +57,12 @@ def load_source(source: str) -> tuple[datasets.DatasetDict, str]:
             )
         dd = datasets.DatasetDict({s: _load_file(f) for s, f in files.items()})
         return dd, _fingerprint_files(path, "*.*")
-    looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or path.suffix in FORMATS
+    # A hub id is `name` or `owner/name`; anything else that names no folder here is a path that does not exist.
+    looks_like_path = (source.startswith((".", "/", "~")) or source.endswith(("/", "\\")) or source.count("/") > 1
+                       or "\\" in source or path.suffix in FORMATS)
     if looks_like_path:
         raise UserError(
-            f"data source {source!r} does not exist: fix data.source (a folder, or a hub id such as {HUB_ID})"
+            f"data folder {source!r} not found: fix data.source (a folder, or a hub id such as {HUB_ID})"
         )
     try:
         return datasets.load_dataset(source), source
