@@ -125,7 +125,8 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
     ("fit", ["--trainer.max_epoch", "1"], "unrecognized arguments: --trainer.max_epoch 1"),
     ("predict", ["--data.predict_texts", "A great film"],
      "--data.predict_texts expects list, got 'A great film'; for example: --data.predict_texts '[\"a review\", "),
-    ("fit", ["--data.max_length", "abc"], "--data.max_length expects int, got 'abc'; for example: --data.max_length 128"),
+    ("fit", ["--data.max_length", "abc"],
+     "--data.max_length expects int, got 'abc'; for example: --data.max_length 128"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]
