@@ -69,13 +69,18 @@ class CLI(LightningCLI):
         if not Path(path).is_file():
             raise UserError(f"checkpoint {path!r} does not exist: fix --ckpt_path")
         try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: checks, reads little
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: checks, reads little
         except Exception as err:  # torch raises several types for a truncated or foreign file
             raise UserError(
                 f"checkpoint {path!r} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:160]}): "
                 "it is truncated, corrupt or not a Lightning checkpoint; fix: pass another --ckpt_path, "
                 "e.g. the run's best-*.ckpt"
             ) from None
+        made_by = state.get("hyper_parameters", {}).get("_class_path") if isinstance(state, dict) else None
+        wanted = config.model.get("class_path") if hasattr(config.model, "get") else None
+        if made_by and wanted and made_by != wanted:  # Lightning would quietly build the checkpoint's class
+            raise UserError(f"checkpoint {path!r} was written by {made_by}, the config builds {wanted}; fix: pass the "
+                            "config the checkpoint's run used (its config.yaml), or a checkpoint of this config")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

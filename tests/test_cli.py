@@ -310,3 +310,15 @@ def test_test_after_fit_ends_the_fit_on_the_test_split_with_the_best_checkpoint(
     assert cli.trainer.ckpt_path == cli.trainer.checkpoint_callback.best_model_path  # the best, not the last weights
     plain = main(["fit", *tiny_args(tiny_bert, imdb_test_dir, tmp_path / "plain")])
     assert "test/acc" not in plain.trainer.callback_metrics
+
+
+def test_a_checkpoint_of_another_model_class_than_the_config_is_refused(fitted, capsys):
+    run, _ = fitted
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--config", "configs/gpt_zeroshot_imdb.yaml", "--ckpt_path", str(run / "checkpoints" /
+              "last.ckpt"), "--data.predict_texts", '["a review"]'])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: checkpoint '{run / 'checkpoints' / 'last.ckpt'}' was written by src.models.SequenceClassifier, the "
+        "config builds src.models.ZeroShotClassifier; fix: pass the config the checkpoint's run used (its "
+        "config.yaml), or a checkpoint of this config")

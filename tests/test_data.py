@@ -189,6 +189,10 @@ def test_missing_predict_file(tiny_bert, tmp_path):
     dm = datamodule(tiny_bert, tmp_path, tmp_path, predict_file=str(tmp_path / "nope.txt"))
     with pytest.raises(UserError, match="predict file .* does not exist"):
         dm.setup("predict")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    blank = datamodule(tiny_bert, tmp_path, tmp_path, predict_file=str(tmp_path / "blank.txt"))
+    with pytest.raises(UserError, match="predict file .*blank.txt' holds no text .*; fix: write one input per line"):
+        blank.setup("predict")
 
 
 def test_length_grouped_sampler_shards_global_batches_and_resumes_mid_epoch():

@@ -237,7 +237,11 @@ class ReviewDataModule(L.LightningDataModule):
             if not path.is_file():
                 raise UserError(f"predict file {hp.predict_file!r} does not exist: fix data.predict_file")
             # Lines end at "\n" only: splitlines would also cut a review at U+2028 or U+0085 inside it.
-            texts += [line.rstrip("\r") for line in read_utf8(path).split("\n") if line.strip()]
+            lines = [line.rstrip("\r") for line in read_utf8(path).split("\n") if line.strip()]  # blank lines skipped
+            if not lines:
+                raise UserError(f"predict file {hp.predict_file!r} holds no text (empty or blank lines only); fix: "
+                                "write one input per line")
+            texts += lines
         if hp.predict_split:
             raw, _ = load_source(self.source)
             if hp.predict_split not in raw:
