@@ -76,3 +76,17 @@ def test_python_m_src_help_lists_every_command_and_a_bad_one_is_one_line():
     serve = subprocess.run([sys.executable, "-m", "src", "serve", "nowhere"], capture_output=True, text=True,
                            timeout=120)
     assert serve.returncode == 2 and serve.stderr.count("\n") == 1 and serve.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "serve", "study", "prompts"])
+def test_every_entry_point_answers_bad_input_with_one_line_and_exit_code_2(command, capsys):
+    from src.__main__ import COMMANDS, main
+
+    bad = {"serve": ["serve", "no/such/run"], "study": ["study", "run", "--config", "no/such.yaml"],
+           "prompts": ["prompts", "run", "--config", "no/such.yaml"]}.get(command, [command, "--config", "no/such.yaml"])
+    assert command in COMMANDS
+    with pytest.raises(SystemExit) as exit_:
+        main(bad)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].startswith("error: ") and "no/such" in err[-1]
+    assert not any("Traceback" in line for line in err)
