@@ -83,7 +83,8 @@ def test_every_entry_point_answers_bad_input_with_one_line_and_exit_code_2(comma
     from src.__main__ import COMMANDS, main
 
     bad = {"serve": ["serve", "no/such/run"], "study": ["study", "run", "--config", "no/such.yaml"],
-           "prompts": ["prompts", "run", "--config", "no/such.yaml"]}.get(command, [command, "--config", "no/such.yaml"])
+           "prompts": ["prompts", "run", "--config", "no/such.yaml"]}
+    bad = bad.get(command, [command, "--config", "no/such.yaml"])
     assert command in COMMANDS
     with pytest.raises(SystemExit) as exit_:
         main(bad)
