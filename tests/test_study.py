@@ -213,3 +213,23 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_reruns_a_chan
     new = [json.loads(line) for line in results.read_text().splitlines()][len(rows):]
     assert [r["approach"] for r in new] == ["linear_probe"] * 4
     assert len(read_rows(load_study(path, quick=True))) == len(rows) + 4
+
+
+def test_a_prerequisite_runs_once_per_seed_and_again_when_a_config_it_names_changes(tmp_path):
+    from src.studies.approach import Requires
+    from src.studies.kinds import KINDS
+    from src.studies.runner import prepare
+
+    config, made = tmp_path / "teacher.yaml", tmp_path / "made{seed}.txt"
+    config.write_text("prompt: a\n")
+    write = "import sys; open(sys.argv[1], 'a').write('x')"
+    approach = KINDS["label_budget"](name="a", config=[], requires=Requires(
+        path=str(made), commands=[["python", "-c", write, str(made), "--config", str(config)]]))
+
+    def runs(seed: int) -> int:
+        assert prepare(approach, seed, tmp_path, {}) is None
+        return len((tmp_path / f"made{seed}.txt").read_text())
+
+    assert runs(0) == 1 and runs(0) == 1 and runs(1) == 1  # once per seed, then kept
+    config.write_text("prompt: b\n")
+    assert runs(0) == 2  # the config changed: prepared again

@@ -116,21 +116,26 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
 
 
 def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None]) -> str | None:
-    """Run an approach's prerequisite for `seed` unless the path it creates exists (or `prepared`, the paths tried
-    in this study run, holds it); its one-line error, or None when ready."""
+    """Run an approach's prerequisite for `seed` unless the path it creates exists, made by the same commands and
+    configs (or `prepared`, the paths tried in this study run, holds it); its one-line error, or None when ready."""
     need = approach.requires
     if need is None:
         return None
     path = one.seeded([need.path], seed)[0]
-    if Path(path).exists():
+    commands = [one.seeded(cmd, seed) for cmd in need.commands]
+    # What made the path: the commands and the content of the configs they name. A changed recipe (a new prompt for
+    # a teacher, say) prepares again instead of reusing what the old one wrote.
+    configs = [cmd[i + 1] for cmd in commands for i, a in enumerate(cmd[:-1]) if a == "--config"]
+    stamp = json.dumps({"commands": commands, "configs": provenance.inputs(configs)}, sort_keys=True)
+    stamp_file = Path(f"{path.rstrip('/')}.prepared.json")
+    if Path(path).exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
         return None
     if path in prepared:
         return prepared[path]
     log_dir = out / "runs" / approach.name
     log_dir.mkdir(parents=True, exist_ok=True)
     error = None
-    for i, cmd in enumerate(need.commands):
-        cmd = one.seeded(cmd, seed)
+    for i, cmd in enumerate(commands):
         print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
         log = log_dir / f"prepare_seed{seed}_{i}.log"
         code = execute([sys.executable if c == "python" else c for c in cmd], log)
@@ -139,6 +144,8 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
             break
     if error is None and not Path(path).exists():
         error = f"prerequisite did not write {path}; fix: check {log_dir}/prepare_seed{seed}_*.log"
+    if error is None:
+        stamp_file.write_text(stamp)
     prepared[path] = error
     return error
 
