@@ -66,6 +66,10 @@ def test_exported_folders_give_the_checkpoints_predictions_in_a_pipeline(fitted,
             by_name = {s["label"]: s["score"] for s in scores}
             assert max(by_name, key=by_name.get) == row["label_name"]
             assert [by_name["negative"], by_name["positive"]] == pytest.approx(row["probabilities"], abs=1e-5)
+    # Any review as it is, past the model's 512 positions too: the export's tokenizer carries the run's max_length.
+    assert classify.tokenizer.model_max_length == 64
+    (long,) = classify(["a great film " * 400], truncation=True)
+    assert len(long) == 2
 
 
 def test_bf16_falls_back_to_fp32_only_on_cpus_without_bf16(tiny_bert, imdb_dir, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 To run: python -m src fit --config configs/mlm_imdb.yaml   (writes outputs/mlm_imdb/export/{best,last})
 """
 
+import copy
 import json
 import os
 import shutil
@@ -54,6 +55,10 @@ class HFExport(Callback):
 
     def _save(self, pl_module: HFModule, path: Path, run: dict) -> None:
         model, tokenizer = pl_module.export_model(), pl_module.tokenizer
+        max_length = run["data"]["init_args"].get("max_length")
+        if max_length:  # `pipeline(..., truncation=True)` then cuts reviews to the length the run trained on
+            tokenizer = copy.copy(tokenizer)  # the module's tokenizer is shared: leave it as it is
+            tokenizer.model_max_length = max_length
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, safe_serialization=True)
