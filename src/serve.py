@@ -16,6 +16,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.api import check, load
 
@@ -26,11 +27,39 @@ class Review(BaseModel):
     text: str
 
 
+SEND = 'send {"text": "<review>"} as content-type: application/json'
+
+
 async def one_line_error(request: Request, err: RequestValidationError) -> JSONResponse:
-    """FastAPI's validation errors (not JSON, no `text`, not a string) as a 400 with one line."""
+    """FastAPI's validation errors (not JSON, not an object, no `text`, not a string) as a 400 with one line."""
     first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"][1:] if part != 0) or "body"
-    return JSONResponse({"detail": f'{where}: {first["msg"]}; send {{"text": "<review>"}}'}, status_code=400)
+    if first["type"] == "json_invalid":
+        at = first["loc"][-1] if isinstance(first["loc"][-1], int) else "?"
+        reason = f"the body is not valid JSON ({first.get('ctx', {}).get('error', 'decode error')} at character {at})"
+    elif first["loc"][1:] in ((), (0,)):  # the body itself: a list, a string, or JSON sent as text/plain
+        reason = "the body must be a JSON object"
+    else:
+        reason = f'{".".join(str(part) for part in first["loc"][1:])}: {first["msg"]}'
+    return JSONResponse({"detail": f"{reason}; {SEND}"}, status_code=400)
+
+
+def payload_limit(max_chars: int, max_payload_mb: float | None) -> int:
+    """Bytes a request body may hold: by default room for `max_chars` characters of any kind, JSON-escaped (an emoji
+    is 12 bytes as `\\ud83d\\ude00`), at least 1 MiB."""
+    return int(max_payload_mb * 2**20) if max_payload_mb is not None else max(2**20, 12 * max_chars + 4096)
+
+
+def too_large(limit: int, max_chars: int):
+    """LitServe's 413 for a body over the limit ("Payload too large"), as one line naming the limit."""
+
+    async def handler(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        detail = err.detail
+        if err.status_code == 413 and detail == "Payload too large":
+            detail = (f"the request body is over {limit} bytes (--max_payload_mb {limit / 2**20:.2f}); send at most "
+                      f"{max_chars} characters of text")
+        return JSONResponse({"detail": detail}, status_code=err.status_code, headers=err.headers)
+
+    return handler
 
 
 class RunAPI(ls.LitAPI):
@@ -72,7 +101,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--max_batch_size", type=int, default=16, help="most concurrent requests in one batch")
     parser.add_argument("--batch_timeout", type=float, default=0.05, help="seconds to wait for a batch to fill")
     parser.add_argument("--max_chars", type=int, default=100_000, help="longest text accepted")
-    parser.add_argument("--max_payload_mb", type=float, default=1.0, help="largest request body accepted")
+    parser.add_argument("--max_payload_mb", type=float, default=None,
+                        help="largest request body accepted (default: room for --max_chars characters of any kind)")
     return parser
 
 
@@ -80,8 +110,10 @@ def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
     check(a.run)  # fail here, with the one-line error (python -m src prints it), not in a worker process
     api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
-    server = ls.LitServer(api, accelerator=a.accelerator, max_payload_size=int(a.max_payload_mb * 2**20))
+    limit = payload_limit(a.max_chars, a.max_payload_mb)
+    server = ls.LitServer(api, accelerator=a.accelerator, max_payload_size=limit)
     server.app.add_exception_handler(RequestValidationError, one_line_error)
+    server.app.add_exception_handler(StarletteHTTPException, too_large(limit, a.max_chars))
     signal.signal(signal.SIGTERM, _stop_workers_too)
     server.run(host=a.host, port=a.port, generate_client_file=False, num_api_servers=1)
 

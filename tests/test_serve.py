@@ -65,8 +65,8 @@ def server(run_and_expected):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{url}/predict", data=body, headers={"content-type": "application/json"})
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    request = urllib.request.Request(f"{url}/predict", data=body, headers={"content-type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -96,19 +96,32 @@ def test_concurrent_requests_are_answered_each_with_its_own_row(server, run_and_
         assert_same(row, expected[text])
 
 
+SEND = 'send {"text": "<review>"} as content-type: application/json'
+
+
 @pytest.mark.parametrize("body, status, reason", [
-    (b"not json", 400, "JSON decode error"),
-    (json.dumps({"review": "x"}).encode(), 400, 'text: Field required; send {"text": "<review>"}'),
-    (json.dumps({"text": 5}).encode(), 400, "text: Input should be a valid string"),
-    (json.dumps(["a list"]).encode(), 400, "Input should be a valid dictionary"),
+    (b"not json", 400, f"the body is not valid JSON (Expecting value at character 0); {SEND}"),
+    (json.dumps({"review": "x"}).encode(), 400, f"text: Field required; {SEND}"),
+    (json.dumps({"text": 5}).encode(), 400, f"text: Input should be a valid string; {SEND}"),
+    (json.dumps(["a list"]).encode(), 400, f"the body must be a JSON object; {SEND}"),
+    ((json.dumps({"text": "x"}).encode(), "text/plain"), 400, f"the body must be a JSON object; {SEND}"),
     (json.dumps({"text": "long " * 1000}).encode(), 413, "at most 2000 are accepted"),
-    (json.dumps({"text": "x" * 20_000}).encode(), 413, ""),  # over --max_payload_mb
+    (json.dumps({"text": "x" * 20_000}).encode(), 413,  # over --max_payload_mb, which the reason names
+     "the request body is over 10485 bytes (--max_payload_mb 0.01); send at most 2000 characters of text"),
 ])
 def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving(server, run_and_expected, body, status,
                                                                           reason):
-    got, answer = post(server, body)
-    assert got == status and reason in str(answer.get("detail", "")) and "\n" not in str(answer.get("detail", ""))
+    got, answer = post(server, *body) if isinstance(body, tuple) else post(server, body)
+    assert got == status and reason in str(answer.get("detail")) and "\n" not in str(answer.get("detail")), answer
     assert post(server, json.dumps({"text": TEXTS[2]}).encode())[0] == 200  # still serving
+
+
+def test_the_default_payload_limit_holds_max_chars_of_emoji():
+    from src.serve import payload_limit
+
+    body = json.dumps({"text": "\U0001F600" * 100_000}).encode()  # 1.2 MB escaped: over the old 1 MiB
+    assert len(body) <= payload_limit(100_000, None) and payload_limit(10, None) == 2**20
+    assert payload_limit(100_000, 0.5) == 2**19
 
 
 def children(pid: int) -> list[int]:
