@@ -39,6 +39,7 @@ def test_the_prompt_grid_scores_every_prompt_under_every_calibration_and_chooses
     table = (tmp_path / "results.md").read_text()
     assert table.count("| T1 |") == 2 and table.count("| T2 |") == 2 and table.count("** |") == 1  # the chosen
     assert json.dumps("{text}\nSentiment:")[1:-1] in table  # the prompts are written out under the table
+    assert "against the runner-up" in table and "McNemar p = " in table
     # The rule: the best accuracy under `unlabelled`, written as an overlay the recipe takes.
     best = max(rows, key=lambda r: sum(r["compared"]["unlabelled"]))
     chosen = yaml.safe_load((tmp_path / "chosen.yaml").read_text())

@@ -24,7 +24,7 @@ from src.models.zero_shot import CALIBRATIONS, COMPARED
 from src.studies.report import publish_rows
 from src.studies.runner import current_rows
 from src.studies.schema import Study, parse, parse_study
-from src.studies.stats import bootstrap_interval
+from src.studies.stats import bootstrap_interval, mcnemar_exact, paired_difference
 
 
 @dataclass
@@ -151,6 +151,15 @@ def markdown(grid: Grid, study: Study, done: dict[str, dict], chosen: str | None
              "evaluated reviews' balance (a comparison, not a classifier). Prompts (`{text}` is the review, cut to "
              "fit the recipe's max_length):", ""]
     notes += [f"- T{i}: `{json.dumps(t)[1:-1]}`" for i, t in enumerate(grid.templates, 1)]
+    if chosen and len(done) > 1:  # is the choice distinguishable from the next best? paired on the same reviews
+        kind = grid.choose.calibration
+        runner_up = max((n for n in done if n != chosen), key=lambda n: sum(done[n]["compared"][kind]))
+        a, b = done[chosen]["compared"][kind], done[runner_up]["compared"][kind]
+        diff, low, high = paired_difference({0: a}, {0: b}, study.bootstrap)
+        verdict = "the chosen prompt is better" if low > 0 else "no measurable difference"
+        notes += ["", f"The chosen prompt ({chosen}) against the runner-up ({runner_up}) under `{kind}`, paired on the "
+                  f"same reviews: {100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}], McNemar p = "
+                  f"{mcnemar_exact(a, b):.3f}: {verdict}."]
     if failed:
         notes += ["", "Failed runs:", *[f"- {r['approach']}: {r['error']}" for r in failed]]
     return "\n".join(lines + notes) + "\n"
