@@ -195,6 +195,7 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_reruns_a_chan
     assert set(student["versions"]) >= {"torch", "transformers", "lightning"} and "dirty" in student
     predictions = str(tmp_path / "teachers" / "seed1" / "predictions.jsonl")
     assert len(student["inputs"][predictions]) == 16 and any(k.startswith("source:") for k in student["inputs"])
+    assert not [k for k in student["inputs"] if str(tmp_path / "studies") in k]  # its own outputs are no input
     for seed in (0, 1):  # a teacher per seed, each labelling the unsupervised reviews
         assert len((tmp_path / "teachers" / f"seed{seed}" / "predictions.jsonl").read_text().splitlines()) == 16
     (failed,) = [r for r in rows if r["status"] == "failed"]

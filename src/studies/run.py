@@ -46,6 +46,9 @@ def run_one(spec: dict) -> dict:
     approach = study.approach(spec["approach"])
     labels, seed, run_dir = spec["labels"], spec["seed"], Path(spec["run_dir"])
     args = fit_args(study, approach, labels, seed, run_dir)
+    # What the run reads beyond the source code: the files its recipe and arguments name (not the study's own output
+    # folder, which the runner's arguments name), hashed before the run can write anything.
+    inputs = provenance.inputs([*approach.config, *seeded(approach.args, seed)])
     start = time.perf_counter()
     cli = main(args, run=False)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
@@ -69,7 +72,7 @@ def run_one(spec: dict) -> dict:
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
             "precision": str(trainer.precision), "device": device if device == "cpu" else torch.cuda.get_device_name(),
             "command": ["python", "-m", "src", "fit", *args],
-            "inputs": {**provenance.inputs(args), "source:" + source: provenance.hash_source(source)},
+            "inputs": {**inputs, "source:" + source: provenance.hash_source(source)},
             **provenance.environment(), "run_dir": str(run_dir)}
 
 
