@@ -39,7 +39,9 @@ test-fast: lint
 
 study: $(VENV)/.installed
 	$(PY) -m src prompts run --config configs/studies/prompts.yaml
+	$(PY) -m src prompts report --config configs/studies/prompts.yaml
 	$(PY) -m src study run --config configs/studies/label_budget.yaml
+	$(PY) -m src study report --config configs/studies/label_budget.yaml
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/trainer_vs_fit.py

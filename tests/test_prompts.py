@@ -25,6 +25,8 @@ def test_the_prompt_grid_scores_every_prompt_under_every_calibration_and_chooses
         "args": ["--data.init_args.max_length", "64", "--data.init_args.cache_dir", str(tmp_path / "cache"),
                  "--trainer.precision", "32-true"]}))
     main(["prompts", "run", "--config", str(path)])
+    assert not (tmp_path / "results.md").exists() and not (tmp_path / "chosen.yaml").exists()  # run: its folder only
+    main(["prompts", "report", "--config", str(path)])
     grid, study = prompts.load_grid(path)
     rows = read_rows(study)
     assert [r["status"] for r in rows] == ["ok"] * 4 and len({r["eval_reviews"] for r in rows}) == 1

@@ -17,8 +17,8 @@ def study_arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src study", description="a study: approaches x label budgets x "
                                      "seeds on the same evaluation reviews, and its report (src/studies/)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_ in (("run", "run the study's runs not yet done, then report"),
-                        ("report", "write the report of what is done")):
+    for name, help_ in (("run", "run the study's runs not yet done, then report into the study's folder"),
+                        ("report", "write the report of what is done, also into the study's doc")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", required=True, help="the study file, e.g. configs/studies/label_budget.yaml")
         p.add_argument("--quick", action="store_true", help="2 seeds, the 2 smallest budgets, 16 evaluation reviews")
@@ -34,14 +34,15 @@ def study(argv: list[str]) -> None:
     spec = load_study(args.config, args.quick)
     if args.command == "run":
         run_study(spec, args.only, args.in_process)
-    report(spec)
+    report(spec, doc=args.command == "report")
 
 
 def prompts_arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src prompts", description="the prompt grid: zero-shot accuracy "
                                      "of prompts x label words x chat template under every calibration, on "
                                      "validation reviews; its report chooses the recipe's prompt")
-    parser.add_argument("command", choices=["run", "report"], help="run the prompts not yet scored, or report")
+    parser.add_argument("command", choices=["run", "report"], help="run the prompts not yet scored (and report into "
+                        "the grid's folder), or report (also into its doc, and write the chosen prompt)")
     parser.add_argument("--config", required=True, help="the prompt grid, e.g. configs/studies/prompts.yaml")
     parser.add_argument("--quick", action="store_true", help="16 evaluation reviews, in its own folder")
     return parser
@@ -52,4 +53,4 @@ def prompt_grid(argv: list[str]) -> None:
     grid, spec = prompts.load_grid(args.config, args.quick)
     if args.command == "run":
         run_study(spec)
-    prompts.report(grid, spec)
+    prompts.report(grid, spec, doc=args.command == "report")

@@ -165,7 +165,9 @@ def markdown(grid: Grid, study: Study, done: dict[str, dict], chosen: str | None
     return "\n".join(lines + notes) + "\n"
 
 
-def report(grid: Grid, study: Study) -> Path:
+def report(grid: Grid, study: Study, doc: bool = True) -> Path:
+    """Write the grid's report into its folder and, with `doc`, the table and rows beside its doc and the chosen
+    prompt's overlay (`run` reports without: those are tracked files)."""
     rows, _ = current_rows(study)
     if len({r["eval_reviews"] for r in rows if r["status"] == "ok"}) > 1:
         raise UserError("the prompts were scored on different evaluation reviews; fix: start the grid in a new folder")
@@ -175,12 +177,13 @@ def report(grid: Grid, study: Study) -> Path:
     chosen = None
     if len(done) == len(study.approaches):  # the rule chooses among all the prompts, never among some
         chosen = choose(grid, study, done)
-        Path(grid.choose.write).parent.mkdir(parents=True, exist_ok=True)
-        write_choice(grid, study, chosen, done[chosen]["compared"][grid.choose.calibration])
+        if doc:
+            Path(grid.choose.write).parent.mkdir(parents=True, exist_ok=True)
+            write_choice(grid, study, chosen, done[chosen]["compared"][grid.choose.calibration])
     out = study.folder() / "report.md"
     out.write_text(markdown(grid, study, done, chosen, [r for r in rows if r["status"] == "failed"]))
     print(f"report: {out}", flush=True)
-    if study.doc:
+    if doc and study.doc:
         publish_rows(study)
         write_between_markers(study.doc, f"study:{study.name}", out.read_text())
     return out

@@ -173,8 +173,9 @@ def publish_rows(study: Study) -> Path:
     return copy
 
 
-def report(study: Study) -> Path:
-    """Write the report of what is recorded (and its table and plot into the study's doc); the report's path."""
+def report(study: Study, doc: bool = True) -> Path:
+    """Write the report of what is recorded into the study's folder and, with `doc`, its table, plot and rows beside
+    the study's doc (`run` reports without: writing tracked files mid-study would mark the next runs' tree dirty)."""
     rows, left_out = current_rows(study)
     ok = check_rows(rows)
     if not ok:
@@ -188,7 +189,7 @@ def report(study: Study) -> Path:
     plot(study, cells, out / "learning_curve.png")
     log_hparams(ok, out / "tensorboard")
     print(f"report: {out / 'report.md'}, {out / 'learning_curve.png'}, HPARAMS in {out / 'tensorboard'}", flush=True)
-    if study.doc:
+    if doc and study.doc:
         publish_rows(study)
         image = Path(study.doc).parent / f"{study.name}.png"
         image.write_bytes((out / "learning_curve.png").read_bytes())
