@@ -102,7 +102,8 @@ def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict]
              f"(evaluation hash `{ok[0]['eval_reviews'] if ok else '-'}`): mean over seeds ±half-width of its 95% t "
              f"interval over seeds (\"1 run\": no spread measured), and in brackets the 95% bootstrap interval "
              f"resampling seeds and reviews together ({study.bootstrap} draws). N is the number of human labels a run "
-             "used. Minutes: wall time of the runs, prerequisites (teachers, adaptation) not included."]
+             "used. Minutes: wall time of the runs; prerequisites (teachers, adaptation) not included (rows recorded "
+             "before `prepare_s` existed include them)."]
     if diffs:
         notes += ["", "Paired differences (accuracy points, a − b; the same reviews, and the same seeds where both ran "
                   "them): 95% bootstrap interval resampling seeds and reviews together; McNemar's exact p where each "

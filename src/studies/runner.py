@@ -92,6 +92,7 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
         run_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         error = prepare(approach, run.seed, out, prepared)
+        prepare_s, start = time.perf_counter() - start, time.perf_counter()  # a teacher's time is not the run's
         if error is None:
             spec = {"study": dataclasses.asdict(study), "approach": run.approach, "labels": run.labels,
                     "seed": run.seed, "run_dir": str(run_dir)}
@@ -104,9 +105,10 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
         wall = time.perf_counter() - start
         head = {"approach": run.approach, "labels": run.labels, "seed": run.seed, "key": run.key}
         if error is None:
-            row = head | json.loads((run_dir / "result.json").read_text()) | {"wall_s": round(wall, 2)}
+            row = head | json.loads((run_dir / "result.json").read_text())
         else:
-            row = head | {"status": "failed", "error": error, "wall_s": round(wall, 2), "run_dir": str(run_dir)}
+            row = head | {"status": "failed", "error": error, "run_dir": str(run_dir)}
+        row |= {"wall_s": round(wall, 2), "prepare_s": round(prepare_s, 2)}
         with open(out / "results.jsonl", "a") as f:  # one line per run: a killed study loses the run in flight only
             f.write(json.dumps(row) + "\n")
         what = f"accuracy {row['accuracy']:.4f}" if error is None else f"FAILED: {error}"
