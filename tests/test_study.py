@@ -234,3 +234,10 @@ def test_a_prerequisite_runs_once_per_seed_and_again_when_a_config_it_names_chan
     assert runs(0) == 1 and runs(0) == 1 and runs(1) == 1  # once per seed, then kept
     config.write_text("prompt: b\n")
     assert runs(0) == 2  # the config changed: prepared again
+
+
+def test_each_pair_is_compared_once_whatever_its_orientation(tmp_path):
+    from src.studies.report import pairs
+
+    study = load_study(study_file(tmp_path, reference="tune", compare=[["tune", "zero"], ["icl", "zero"]]))
+    assert pairs(study) == [("zero", "tune"), ("icl", "tune"), ("icl", "zero")]

@@ -50,7 +50,10 @@ def summarise(study: Study, ok: list[dict]) -> list[dict]:
 def pairs(study: Study) -> list[tuple[str, str]]:
     """The comparisons the study file asks for: each approach against the reference, then the named pairs."""
     out = [(a.name, study.reference) for a in study.approaches if study.reference and a.name != study.reference]
-    return list(dict.fromkeys(out + [tuple(p) for p in study.compare]))
+    unique = {}
+    for a, b in out + [tuple(p) for p in study.compare]:
+        unique.setdefault(frozenset((a, b)), (a, b))  # a pair once, in the orientation first asked for
+    return list(unique.values())
 
 
 def differences(study: Study, ok: list[dict]) -> list[dict]:
