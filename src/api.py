@@ -49,9 +49,9 @@ class Predictor:
 def load(path: str | Path, device: str = "cpu", batch_size: int = 32) -> Predictor:
     """A `Predictor` from a run folder (its best checkpoint, else last.ckpt), a checkpoint file of this project, or
     an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json)."""
-    if check(path) is None:
+    state = check(path)  # the checkpoint is read once
+    if state is None:
         return _load_export(Path(path), device, batch_size)
-    state = checkpoint_state(path)
     module = _build(state["hyper_parameters"])
     module.on_load_checkpoint(state)  # as Lightning does before loading: a module may restore what it left out
     module.load_state_dict(state["state_dict"])

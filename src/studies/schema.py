@@ -93,11 +93,8 @@ def parse(cls, data, where: str):
     if missing:
         raise UserError(f"{where}: {cls.__name__} lacks {missing[0]!r}; fix: add it (see configs/studies/)")
     hints = typing.get_type_hints(cls)
-    values = {}
-    for key, value in data.items():
-        name = data.get("name") if isinstance(data.get("name"), str) else cls.__name__
-        values[key] = convert(value, hints[key], f"{where}: {name}.{key}")
-    return cls(**values)
+    name = data.get("name") if isinstance(data.get("name"), str) else cls.__name__
+    return cls(**{key: convert(value, hints[key], f"{where}: {name}.{key}") for key, value in data.items()})
 
 
 def convert(value, hint, where: str):
