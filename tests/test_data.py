@@ -126,9 +126,10 @@ def test_predict_inputs_from_file_and_list(tiny_bert, tmp_path):
     dm = datamodule(tiny_bert, tmp_path / "unused", tmp_path, predict_file=str(f), predict_texts=["from config"])
     dm.setup("predict")
     rows = dm.splits["predict"]
-    assert rows["text"][:2] == ["from config", "from the\u2028file"] and rows["idx"] == [0, 1, 2] and len(rows) == 3
+    assert rows["text"][:2] == ["from config", "from the\u2028file"] and len(rows) == 3
+    assert rows["idx"] == [0, 1, 3]  # a blank line is skipped, and a file row's id stays its line number (after 1)
     batch = next(iter(dm.predict_dataloader()))
-    assert batch["text"][0].startswith("the second line") and batch["idx"].tolist()[0] == 2  # longest first
+    assert batch["text"][0].startswith("the second line") and batch["idx"].tolist()[0] == 3  # longest first
 
 
 def test_collator_keeps_text():

@@ -135,6 +135,24 @@ def running(pid: int) -> bool:
         return False
 
 
+def server_processes() -> dict[int, str]:
+    """pid -> its memory maps, for every process of the server's process group."""
+    group = PROCESSES["server"].pid
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == group:  # field 5: the process group
+                found[int(stat.parent.name)] = (stat.parent / "maps").read_text()
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc")
+def test_only_the_inference_worker_loads_torch(server):
+    processes = server_processes()  # the server, LitServe's API server, its queue manager, the worker
+    with_torch = [pid for pid, maps in processes.items() if "libtorch" in maps]
+    assert len(processes) >= 3 and len(with_torch) == 1, (len(processes), with_torch)
+
+
 def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it stops the module's server
     proc = PROCESSES["server"]
     workers = children(proc.pid)

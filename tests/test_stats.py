@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from src.studies.stats import bootstrap_interval, mcnemar_exact, paired_difference, seed_interval
+from src.stats import bootstrap_interval, mcnemar_exact, paired_difference, seed_interval
 
 
 def test_the_seed_interval_matches_a_hand_computed_t_interval_and_one_run_has_none():

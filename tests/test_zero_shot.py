@@ -162,3 +162,47 @@ def test_zero_shot_recipe_fits_its_calibration_then_predicts_single_reviews_thro
     with pytest.raises(SystemExit):
         main(["predict", *common, "--data.predict_texts", '["good film"]'])
     assert "error: the zero-shot `unlabelled` calibration is not fitted" in capsys.readouterr().err
+
+
+def short_biased(module: ZeroShotClassifier, below: int, bias: float = 8.0) -> ZeroShotClassifier:
+    """A prior for class 1 on prompts of fewer than `below` review tokens only: a model that leans one way on short
+    inputs, as SmolLM2 leans positive on one-line reviews."""
+    original = module._last_token_logits
+
+    def logits(input_ids, attention_mask):
+        out = original(input_ids, attention_mask).clone()
+        out[:, module.label_ids[1][0]] += bias * (module.review_tokens(attention_mask) < below)
+        return out
+
+    module._last_token_logits = logits
+    return module
+
+
+def test_length_calibration_cuts_reviews_in_the_prompt_as_the_tokenizer_would(tiny_causal_lm):
+    module = ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, calibration_lengths=[3])
+    texts = ["a long and winding review of a film I saw", "another rather long review of a film"]
+    scores, tokens, whole = module.collect(encode(module, texts))
+    body = [module.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert tokens.tolist() == [len(b) for b in body] + [3, 3] and whole.tolist() == [True, True, False, False]
+    cut = encode(module, [module.tokenizer.decode(b[:3]) for b in body])  # the first 3 tokens, as a text
+    assert torch.allclose(scores[2:], module(cut), atol=1e-4)
+
+
+def test_length_calibration_keeps_short_inputs_from_leaning_one_way(tiny_causal_lm, imdb_dir, tmp_path):
+    short = [f"{word} film" for word in ("good", "bad", "fine", "dull", "great", "awful", "nice", "poor")]
+    labels = {}
+    for lengths in ([], [2, 4, 8]):
+        module = short_biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE,
+                                                 calibration_lengths=lengths), below=6)
+        quiet_trainer(max_epochs=1, limit_val_batches=0).fit(module, datamodule=tiny_reviews(tiny_causal_lm, imdb_dir,
+                                                                                            tmp_path))
+        enc = encode(module, short)
+        labels[len(lengths)] = module.predict_step({**enc, "idx": torch.arange(8), "text": short}, 0)["label"]
+        if lengths:
+            long = encode(module, ["word " * 40])
+            offsets = module.length_offsets
+            by_length = module.calibrate(module(long), review_tokens=module.review_tokens(long["attention_mask"]))
+            assert torch.allclose(by_length, module.calibrate(module(long)), atol=0.3)  # whole reviews: as before
+            assert not offsets.isnan().any() and offsets[0, 1] > offsets[-1, 1] + 3  # the short prior (8 / 2, centred)
+    assert labels[0] == [1] * 8  # one offset, fitted on whole reviews: every short input leans to class 1
+    assert 0 < sum(labels[3]) < 8  # by length: the short inputs' own prior is removed

@@ -1,14 +1,19 @@
 """Sum up a fit: the model's table of layers at its start (`ModelTable`); at its end, its hyperparameters with the
 final and best metrics in TensorBoard's HPARAMS tab, and a closing message with the best and last checkpoints, the log
-folder and the exports; after validate and test, where their metrics went.
+folder and the exports; after validate and test, where their metrics went; after a validate, test or predict that
+failed, no folder left behind with nothing in it.
 
 To run: on in every fit (src/cli.py adds it).
 """
+
+import shutil
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelSummary
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_summary import get_formatted_model_size, get_human_readable_count
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from src.callbacks.checkpointing import last_checkpoint
 from src.callbacks.export import HFExport
@@ -52,6 +57,30 @@ class RunSummary(Callback):
             if trainer.is_global_zero:
                 name = getattr(stage, "value", stage)  # Lightning passes an enum: print "validate", not its repr
                 print(f"{name} done: metrics logged to {log_dir}  (tensorboard --logdir {log_dir})", flush=True)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """A failed validate, test or predict leaves no `<subcommand>/version_N` folder that holds only its config and
+        an empty event file (a later successful one would take the next number, and the empty one looks like a
+        result). Anything logged or written stays."""
+        if trainer.state.fn == "fit" or not trainer.is_global_zero or trainer.logger is None:
+            return
+        folder = trainer.logger.log_dir  # not trainer.log_dir: a collective call, and other ranks may not be here
+        if folder and Path(folder).is_dir() and _holds_nothing(Path(folder)):
+            shutil.rmtree(folder)
+            if not any(Path(folder).parent.iterdir()):
+                Path(folder).parent.rmdir()  # the `predict/` this failure created
+
+
+def _holds_nothing(folder: Path) -> bool:
+    """Only the saved config, hparams and TensorBoard event files with no record besides their header."""
+    for path in folder.rglob("*"):
+        if path.is_dir() or path.name in ("config.yaml", "hparams.yaml"):
+            continue
+        if not path.name.startswith("events.out.tfevents."):
+            return False
+        if any(event.HasField("summary") for event in EventFileLoader(str(path)).Load()):
+            return False
+    return True
 
 
 class ModelTable(ModelSummary):

@@ -68,7 +68,8 @@ class ReviewDataModule(L.LightningDataModule):
             limit_train: use only this many training reviews (after shuffling), for quick runs.
             limit_val: use only this many validation reviews.
             limit_test: use only this many test reviews.
-            predict_file: text file with one input per line, for `predict`.
+            predict_file: text file with one input per line, for `predict`; blank lines are skipped, and a
+                prediction's `id` is its line's number (0-based, counted after any `predict_texts`).
             predict_texts: inputs for `predict`, given in the config.
             predict_split: a split of the source whose reviews `predict` reads (e.g. `unsupervised`, to label
                 reviews with a teacher for distillation), in a seeded order.
@@ -232,29 +233,34 @@ class ReviewDataModule(L.LightningDataModule):
     def _predict_dataset(self) -> datasets.Dataset:
         hp = self.hparams
         texts = list(hp.predict_texts or [])
+        idx = list(range(len(texts)))
         if hp.predict_file:
             path = Path(hp.predict_file)
             if not path.is_file():
                 raise UserError(f"predict file {hp.predict_file!r} does not exist: fix data.predict_file")
             # Lines end at "\n" only: splitlines would also cut a review at U+2028 or U+0085 inside it.
-            lines = [line.rstrip("\r") for line in read_utf8(path).split("\n") if line.strip()]  # blank lines skipped
+            lines = [(n, line.rstrip("\r")) for n, line in enumerate(read_utf8(path).split("\n")) if line.strip()]
             if not lines:
                 raise UserError(f"predict file {hp.predict_file!r} holds no text (empty or blank lines only); fix: "
                                 "write one input per line")
-            texts += lines
+            # Blank lines are skipped, and a row's id stays its line's number (0-based, after any predict_texts).
+            idx += [len(texts) + n for n, _ in lines]
+            texts += [line for _, line in lines]
         if hp.predict_split:
             raw, _ = load_source(self.source)
             if hp.predict_split not in raw:
                 raise UserError(f"data source {self.source!r} has no {hp.predict_split!r} split (it has: "
                                 f"{', '.join(raw)}); fix: set data.predict_split to one of them")
-            texts += take(raw[hp.predict_split].shuffle(seed=self.order_seed), hp.limit_predict)["text"]
+            split = take(raw[hp.predict_split].shuffle(seed=self.order_seed), hp.limit_predict)["text"]
+            start = idx[-1] + 1 if idx else 0
+            idx += range(start, start + len(split))
+            texts += split
         if not texts:
             raise UserError("nothing to predict: set data.predict_file (one input per line), data.predict_texts or "
                             "data.predict_split")
         ids = self.predict_ids(texts)
-        return datasets.Dataset.from_dict(
-            {"input_ids": ids, "length": [len(x) for x in ids], "idx": list(range(len(texts))), "text": texts}
-        )
+        lengths = [len(x) for x in ids]
+        return datasets.Dataset.from_dict({"input_ids": ids, "length": lengths, "idx": idx, "text": texts})
 
     def train_dataloader(self) -> DataLoader:
         ds, trainer = self.splits["train"], self.trainer

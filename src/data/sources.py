@@ -14,6 +14,7 @@ from pathlib import Path
 import datasets
 
 from src.errors import UserError
+from src.hub import require_hub
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MIRROR = PROJECT_ROOT.parent / "shared" / "data" / "imdb"
@@ -64,6 +65,7 @@ def load_source(source: str) -> tuple[datasets.DatasetDict, str]:
         raise UserError(
             f"data folder {source!r} not found: fix data.source (a folder, or a hub id such as {HUB_ID})"
         )
+    require_hub(source, "dataset", "data source", f"set data.source to a local folder such as {LOCAL_MIRROR}")
     try:
         return datasets.load_dataset(source), source
     except Exception as err:  # the hub raises many types: connection, not found, offline

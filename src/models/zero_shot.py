@@ -7,7 +7,9 @@ the model's prior for one label over another without using labels:
   "N/A" (Zhao et al. 2021);
 - `unlabelled` centres each class's score on its median over unlabelled reviews of the training pool, which
   `fit` scores (labels unused, nothing trained) and keeps in the checkpoint: then it applies to any input, one
-  review included, and never looks at the reviews it classifies.
+  review included, and never looks at the reviews it classifies. With `calibration_lengths`, `fit` also scores each
+  of those reviews cut to its first 16, 32, ... tokens, and an input is centred on the medians of the training texts
+  of its own length: a one-line text is not judged against the prior of whole reviews (which leans it positive).
 `validate` and `test` log the configured calibration's metrics under `{stage}/` and every calibration's under
 `{stage}/{none,content_free,unlabelled,transductive}/`, so one run compares them. `transductive` centres on the
 medians of the evaluated reviews themselves: a comparison only (it borrows the evaluation set's balance and cannot
@@ -54,6 +56,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         prompt_template: str = "Review: {text}\nOverall, the movie was",
         calibration: Literal["none", "content_free", "unlabelled"] = "unlabelled",
         content_free_texts: list[str] = ["N/A", "", "[MASK]"],
+        calibration_lengths: list[int] = [],
     ):
         """
         Args:
@@ -65,6 +68,9 @@ class ZeroShotClassifier(OnePassFit, HFModule):
                 `fit`, kept in the checkpoint); `content_free` divides by the label probabilities of content-free
                 inputs; `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
+            calibration_lengths: `unlabelled` by input length: `fit` also scores each calibration review cut to its
+                first this many tokens (e.g. [16, 32, 64, 128]), and an input is centred on the medians of the
+                training texts nearest its length (log scale; longer ones: of whole reviews). []: one offset for all.
         """
         super().__init__(model_name)
         self.label_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in label_words]
@@ -76,6 +82,13 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
         # The `unlabelled` calibration: per-class medians of centred scores on training reviews; NaN until fitted.
         self.register_buffer("unlabelled_offset", torch.full((n,), float("nan")))
+        prefix, suffix = prompt_template.split("{text}")  # as src.data.text.tokenize builds a prompt
+        self.template_tokens = (len(self.tokenizer(prefix)["input_ids"]) if prefix else 0,
+                                len(self.tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else 0)
+        if calibration_lengths:  # one offset per length bucket; edges halfway (log scale) between the cut lengths
+            lengths = sorted(calibration_lengths)
+            self.length_edges = torch.tensor([(a * b) ** 0.5 for a, b in zip(lengths, lengths[1:] + [2 * lengths[-1]])])
+            self.register_buffer("length_offsets", torch.full((len(lengths) + 1, n), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
@@ -139,9 +152,18 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         """Whether the `unlabelled` calibration has been fitted (by `fit`, or loaded from its checkpoint)."""
         return not self.unlabelled_offset.isnan().any()
 
-    def calibrate(self, raw: torch.Tensor, calibration: str | None = None) -> torch.Tensor:
-        """Calibrated log-scores of any number of reviews, one included (`transductive`: of a whole set only)."""
+    def review_tokens(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """How many tokens of each prompt are the review's (the template's own tokens not counted)."""
+        return attention_mask.sum(1) - sum(self.template_tokens)
+
+    def calibrate(self, raw: torch.Tensor, calibration: str | None = None,
+                  review_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated log-scores of any number of reviews, one included (`transductive`: of a whole set only);
+        `review_tokens` picks each input's length bucket where the calibration has them."""
         calibration = calibration or self.hparams.calibration
+        if calibration == "unlabelled" and review_tokens is not None and self.hparams.calibration_lengths:
+            buckets = torch.bucketize(review_tokens.float().cpu(), self.length_edges)
+            return centre(raw) - self.length_offsets[buckets].to(raw.device)
         if calibration == "content_free":
             return raw - self._ensure_prior().to(raw.device)
         if calibration == "unlabelled":
@@ -153,21 +175,47 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             return centre(raw) - self.unlabelled_offset.to(raw.device)
         return balance(raw) if calibration == "transductive" else raw
 
-    def collect(self, batch: dict) -> tuple[torch.Tensor]:
-        """`fit` scores training reviews for the `unlabelled` calibration; their labels are not read."""
-        return (self(batch),)
+    def collect(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """`fit` scores training reviews for the `unlabelled` calibration (their labels are not read); with
+        `calibration_lengths`, each also cut to its first k review tokens, with every row's review length."""
+        scores = self(batch)
+        if not self.hparams.calibration_lengths:
+            return (scores,)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        lengths, (head, tail) = mask.sum(1).tolist(), self.template_tokens
+        rows, tokens = [scores], [self.review_tokens(mask)]
+        for k in self.hparams.calibration_lengths:
+            longer = [i for i, n in enumerate(lengths) if n - head - tail > k]
+            if not longer:
+                continue
+            # The template's start, the review's first k tokens, the template's end: all the same length, no padding.
+            cut = torch.stack([torch.cat([ids[i, : head + k], ids[i, lengths[i] - tail : lengths[i]]]) for i in longer])
+            rows.append(self({"input_ids": cut, "attention_mask": torch.ones_like(cut)}))
+            tokens.append(torch.full((len(longer),), k, device=ids.device))
+        whole = torch.zeros(sum(len(r) for r in rows), dtype=torch.bool, device=ids.device)
+        whole[: len(scores)] = True
+        return torch.cat(rows), torch.cat(tokens), whole
 
-    def solve(self, scores: torch.Tensor) -> None:
-        self.unlabelled_offset.copy_(centre(scores).median(0).values)
+    def solve(self, scores: torch.Tensor, review_tokens: torch.Tensor | None = None,
+              whole: torch.Tensor | None = None) -> None:
+        centred = centre(scores)
+        overall = centred[whole] if whole is not None else centred
+        self.unlabelled_offset.copy_(overall.median(0).values)  # whole reviews only: the offset without lengths
+        if review_tokens is not None:
+            buckets = torch.bucketize(review_tokens.float().cpu(), self.length_edges)
+            for b in range(len(self.length_offsets)):
+                chosen = (buckets == b).to(centred.device)
+                self.length_offsets[b] = centred[chosen].median(0).values if chosen.any() else self.unlabelled_offset
 
     def _common_step(self, batch: dict, stage: str) -> None:
         raw = self(batch)
         kinds = ["none", "content_free"] + (["unlabelled"] if self.fitted else [])
+        tokens = self.review_tokens(batch["attention_mask"])
         for kind in kinds:  # calibrations that score each review on its own: metrics update as we go
-            self._update(f"{stage}_{kind}", self.calibrate(raw, kind), batch["labels"])
+            self._update(f"{stage}_{kind}", self.calibrate(raw, kind, tokens), batch["labels"])
             self.log_dict(self.metrics[f"{stage}_{kind}"])
         if self.hparams.calibration in kinds:
-            self._update(f"{stage}_main", self.calibrate(raw), batch["labels"])
+            self._update(f"{stage}_main", self.calibrate(raw, review_tokens=tokens), batch["labels"])
             self.log_dict(self.metrics[f"{stage}_main"], prog_bar=True)
         elif not self.trainer.sanity_checking:  # before fit has calibrated, the sanity check logs what it can
             self.calibrate(raw)  # raises the not-fitted error
@@ -199,7 +247,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Each review's label and class probabilities, calibrated on its own."""
-        probs = self.calibrate(self(batch)).softmax(-1)
+        probs = self.calibrate(self(batch), review_tokens=self.review_tokens(batch["attention_mask"])).softmax(-1)
         labels = probs.argmax(-1).tolist()
         return {"id": batch["idx"].tolist(), "text": batch["text"], "label": labels,
                 "label_name": [self.hparams.label_names[i] for i in labels], "probabilities": probs.tolist()}

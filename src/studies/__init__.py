@@ -7,7 +7,7 @@ intervals over seeds and reviews and paired differences between approaches.
 - runner.py: the plan, resume, prerequisites, each run in its own process or in this one
 - run.py: one run: fit, then classify the evaluation reviews, with what reproduces it
 - provenance.py: commit, versions, hashes of what a run read
-- stats.py: intervals over seeds and reviews, paired bootstrap, McNemar's exact test
+- src/stats.py (shared with the benchmarks): intervals over seeds and reviews, paired bootstrap, McNemar's test
 - report.py: the table, the paired differences, the plot, TensorBoard HPARAMS, the doc
 - prompts.py: the prompt grid as a study, and the rule that chooses the recipe's prompt
 - main.py: `python -m src study ...` and `python -m src prompts ...`

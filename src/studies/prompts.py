@@ -21,10 +21,10 @@ from src.data.selection import EvalSplit
 from src.doc_tables import write_between_markers
 from src.errors import UserError
 from src.models.zero_shot import CALIBRATIONS, COMPARED
+from src.stats import bootstrap_interval, mcnemar_exact, paired_difference
 from src.studies.report import publish_rows
 from src.studies.runner import current_rows
 from src.studies.schema import Study, parse, parse_study
-from src.studies.stats import bootstrap_interval, mcnemar_exact, paired_difference
 
 
 @dataclass

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from src.doc_tables import write_between_markers
 from src.errors import UserError
+from src.stats import bootstrap_interval, mcnemar_exact, paired_difference, seed_interval
 from src.studies.runner import current_rows
 from src.studies.schema import Study
-from src.studies.stats import bootstrap_interval, mcnemar_exact, paired_difference, seed_interval
 
 
 def check_rows(rows: list[dict]) -> list[dict]:

@@ -1,10 +1,10 @@
-"""The study's statistics. A cell is a matrix of correctness, one row per seed and one column per evaluation review;
-its uncertainty has two sources, the seeds (what a run drew: labels, demonstrations, calibration sample, order) and
-the reviews (which were drawn for evaluation). The bootstrap resamples both together: in each draw the same review
-resample serves every seed and both sides of a comparison, and approaches run with the same seeds share the seed
-resample, so a paired difference keeps its pairing on both axes.
+"""The statistics of studies and benchmarks. A study's cell is a matrix of correctness, one row per seed and one
+column per evaluation review; its uncertainty has two sources, the seeds (what a run drew: labels, demonstrations,
+calibration sample, order) and the reviews (which were drawn for evaluation). The bootstrap resamples both together:
+in each draw the same review resample serves every seed and both sides of a comparison, and approaches run with the
+same seeds share the seed resample, so a paired difference keeps its pairing on both axes.
 
-To run: python -m src study report --config configs/studies/label_budget.yaml
+To run: python -m src study report --config configs/studies/label_budget.yaml   (or benchmarks/zero_shot_lengths.py)
 """
 
 import math
