@@ -67,9 +67,10 @@ def test_packaged_smollm_zero_shot_classifies_single_clear_reviews(shared_imdb, 
     (ckpt,) = tmp_path.glob("gpt_zeroshot_imdb/version_0/checkpoints/last.ckpt")
     reviews = {"positive": "An absolute masterpiece: moving, funny and beautifully acted. I loved every minute.",
                "negative": "A dull, badly acted mess. The plot made no sense and I walked out bored and annoyed."}
-    for want, text in reviews.items():
-        main(["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps([text])])
-        (out,) = tmp_path.glob("gpt_zeroshot_imdb/version_0/predict/version_*/predictions.jsonl")
-        (row,) = [json.loads(line) for line in out.read_text().splitlines()]
-        out.unlink()
+    # One predict for both: each review is calibrated on its own (tests/test_zero_shot.py checks that a review's answer
+    # does not depend on its batch), and a second predict would load SmolLM2 again.
+    main(["predict", *common, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(list(reviews.values()))])
+    (out,) = tmp_path.glob("gpt_zeroshot_imdb/version_0/predict/version_*/predictions.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for want, row in zip(reviews, rows):
         assert row["label_name"] == want and max(row["probabilities"]) > 0.6, row
