@@ -25,7 +25,7 @@ from src.errors import UserError
 
 # torch, transformers and the model are imported by the inference worker alone (RunAPI.setup): the server's other
 # processes (this one, LitServe's API server and its queue manager) are forked from this one, so anything imported
-# here is paid for in each (measured: 2.0 GB resident in all when this module imported src.api, 0.9 GB since).
+# here is paid for in each (measured: 2.0 GB resident in all when this module imported src.api, 0.8 GB since).
 
 
 class Review(BaseModel):

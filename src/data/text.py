@@ -24,9 +24,7 @@ def tokenize(
     """
     texts = [clean(t) for t in texts]
     if template is not None:
-        prefix, suffix = template.split("{text}")
-        head_ids = tokenizer(prefix)["input_ids"] if prefix else []
-        tail_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix else []
+        head_ids, tail_ids = template_ids(template, tokenizer)
         budget = max_length - len(head_ids) - len(tail_ids)
         body = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
         return [head_ids + cut(ids, budget, truncation) + tail_ids for ids in body]
@@ -34,6 +32,13 @@ def tokenize(
         return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     # Special tokens sit at both ends, so a head+tail cut keeps them.
     return [cut(ids, max_length, truncation) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+
+
+def template_ids(template: str, tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a prompt template puts before and after the review (special tokens with the part before)."""
+    prefix, suffix = template.split("{text}")
+    return (tokenizer(prefix)["input_ids"] if prefix else [],
+            tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix else [])
 
 
 def cut(ids: list[int], budget: int, truncation: str) -> list[int]:

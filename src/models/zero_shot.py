@@ -9,7 +9,7 @@ the model's prior for one label over another without using labels:
   `fit` scores (labels unused, nothing trained) and keeps in the checkpoint: then it applies to any input, one
   review included, and never looks at the reviews it classifies. With `calibration_lengths`, `fit` also scores each
   of those reviews cut to its first 16, 32, ... tokens, and an input is centred on the medians of the training texts
-  of its own length: a one-line text is not judged against the prior of whole reviews (which leans it positive).
+  of its own length: a one-line text is not judged against the prior of whole reviews (which leans it one way).
 `validate` and `test` log the configured calibration's metrics under `{stage}/` and every calibration's under
 `{stage}/{none,content_free,unlabelled,transductive}/`, so one run compares them. `transductive` centres on the
 medians of the evaluated reviews themselves: a comparison only (it borrows the evaluation set's balance and cannot
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from src.data.text import tokenize
+from src.data.text import template_ids, tokenize
 from src.errors import UserError
 from src.models.base import EVAL_STAGES, HFModule, OnePassFit
 from src.models.metrics import class_scores, classification_metrics
@@ -82,9 +82,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
         # The `unlabelled` calibration: per-class medians of centred scores on training reviews; NaN until fitted.
         self.register_buffer("unlabelled_offset", torch.full((n,), float("nan")))
-        prefix, suffix = prompt_template.split("{text}")  # as src.data.text.tokenize builds a prompt
-        self.template_tokens = (len(self.tokenizer(prefix)["input_ids"]) if prefix else 0,
-                                len(self.tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else 0)
+        self.template_tokens = tuple(map(len, template_ids(prompt_template, self.tokenizer)))  # as tokenize builds it
         if calibration_lengths:  # one offset per length bucket; edges halfway (log scale) between the cut lengths
             lengths = sorted(calibration_lengths)
             self.length_edges = torch.tensor([(a * b) ** 0.5 for a, b in zip(lengths, lengths[1:] + [2 * lengths[-1]])])
