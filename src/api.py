@@ -16,7 +16,7 @@ import torch
 
 from src.data.base import ReviewDataModule
 from src.data.collate import Collator
-from src.errors import UserError
+from src.errors import UserError, reason
 from src.models.base import HFModule
 
 
@@ -95,8 +95,7 @@ def checkpoint_state(path: str | Path) -> dict:
     try:
         state = torch.load(found[-1], map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises several types for a truncated or foreign file
-        raise UserError(f"{found[-1]} cannot be read as a checkpoint ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0][:120] if str(err) else ''}); fix: pass a run folder, a .ckpt "
+        raise UserError(f"{found[-1]} cannot be read as a checkpoint ({reason(err)}); fix: pass a run folder, a .ckpt "
                         "of this project or an export folder") from None
     for key in ("hyper_parameters", "datamodule_hyper_parameters"):
         if "_class_path" not in state.get(key, {}):

@@ -20,7 +20,7 @@ from transformers.utils import logging as transformers_logging
 
 from src.callbacks import ModelTable, ProgressLines, RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import ReviewDataModule
-from src.errors import UserError
+from src.errors import UserError, reason
 from src.hardware import cpu_has_fast_bf16
 from src.models import HFModule
 
@@ -72,7 +72,7 @@ class CLI(LightningCLI):
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: checks, reads little
         except Exception as err:  # torch raises several types for a truncated or foreign file
             raise UserError(
-                f"checkpoint {path!r} cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:160]}): "
+                f"checkpoint {path!r} cannot be read ({reason(err)}): "
                 "it is truncated, corrupt or not a Lightning checkpoint; fix: pass another --ckpt_path, "
                 "e.g. the run's best-*.ckpt"
             ) from None

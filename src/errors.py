@@ -3,3 +3,9 @@
 
 class UserError(Exception):
     """Bad input (a path, a column, a model name): the message names the problem and the fix."""
+
+
+def reason(err: BaseException) -> str:
+    """`Type: first line of its message`, cut to 160 characters: what a one-line error quotes of its cause."""
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0][:160]}" if lines else type(err).__name__

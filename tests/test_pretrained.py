@@ -57,3 +57,41 @@ def test_a_new_head_is_one_plain_note_not_a_load_report(tiny_bert, caplog, capsy
     assert len(notes) == 1 and "BertForMaskedLM" in notes[0] and "cls.predictions" in notes[0]
     captured = capsys.readouterr()
     assert "LOAD REPORT" not in captured.out + captured.err + " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_gguf_file_converts_once_into_a_folder_keyed_by_its_content(tmp_path, monkeypatch, tiny_bert):
+    """Reading a GGUF file takes tens of seconds: it is converted into a folder once, and a changed file anew. The
+    reader is faked here (the tiny model stands in for the GGUF's); tests/test_integration.py checks that the packaged
+    SmolLM2's folder gives the GGUF's outputs."""
+    import src.pretrained as pretrained
+
+    read = []
+
+    class FakeReader:  # what transformers' GGUF reading returns: here the tiny model and tokenizer
+        def __init__(self, real):
+            self.real = real
+
+        def from_pretrained(self, folder, gguf_file, **kwargs):
+            read.append((self.real.__name__, gguf_file))
+            if (Path(folder) / gguf_file).read_bytes() == b"broken":
+                raise ValueError("not a GGUF file\nmore detail")
+            return self.real.from_pretrained(tiny_bert, **({"num_labels": 2} if "Model" in self.real.__name__ else {}))
+
+    monkeypatch.setattr(pretrained, "GGUF_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(pretrained, "AutoModelForCausalLM", FakeReader(AutoModelForSequenceClassification))
+    monkeypatch.setattr(pretrained, "AutoTokenizer", FakeReader(AutoTokenizer))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"version 1")
+    first = pretrained.gguf_folder(gguf)
+    assert (first / "config.json").is_file() and (first / "tokenizer_config.json").is_file()
+    assert read == [("AutoModelForSequenceClassification", "m.gguf"), ("AutoTokenizer", "m.gguf")]
+    assert pretrained.gguf_folder(gguf) == first and len(read) == 2  # converted once
+    model = from_pretrained(AutoModelForSequenceClassification, str(gguf))  # a .gguf name loads from the folder
+    assert model.config.num_hidden_layers == 2 and len(read) == 2
+    gguf.write_bytes(b"version 2")
+    second = pretrained.gguf_folder(gguf)
+    assert second != first and second.is_dir() and len(read) == 4  # a changed file converts anew
+    gguf.write_bytes(b"broken")
+    with pytest.raises(UserError, match=r"cannot read the GGUF file .*m\.gguf' \(ValueError: not a GGUF file\); fix"):
+        from_pretrained(AutoModelForSequenceClassification, str(gguf))
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()) == sorted([first.name, second.name])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import datasets
 
-from src.errors import UserError
+from src.errors import UserError, reason
 from src.hub import require_hub
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -70,13 +70,9 @@ def load_source(source: str) -> tuple[datasets.DatasetDict, str]:
         return datasets.load_dataset(source), source
     except Exception as err:  # the hub raises many types: connection, not found, offline
         raise UserError(
-            f"cannot load data source {source!r} from the Hugging Face Hub ({type(err).__name__}: "
-            f"{_first_line(err)}); fix: set data.source to a local folder such as {LOCAL_MIRROR}"
+            f"cannot load data source {source!r} from the Hugging Face Hub ("
+            f"{reason(err)}); fix: set data.source to a local folder such as {LOCAL_MIRROR}"
         ) from None
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).splitlines()[0] if str(err) else ""
 
 
 def _load_file(path: Path) -> datasets.Dataset:
@@ -90,7 +86,7 @@ def _load_file(path: Path) -> datasets.Dataset:
             raise _not_utf8(path, cause) from None
         if "corresponds to no data" in str(err):
             raise UserError(f"split file {path} holds no reviews; fix: fill it, or remove it from the folder") from None
-        raise UserError(f"cannot read {path} as {FORMATS[path.suffix]} ({type(err).__name__}: {_first_line(err)}); "
+        raise UserError(f"cannot read {path} as {FORMATS[path.suffix]} ({reason(err)}); "
                         "fix: repair or replace the file") from None
 
 
