@@ -57,7 +57,7 @@ def test_a_study_names_its_evaluation_split(tmp_path):
         parse_study(data, "s.yaml")
 
 
-def test_the_shipped_study_and_its_approaches_parse(capsys):
+def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # demonstrations are drawn from the mirror
     from src.cli import main
 
     study = load_study("configs/studies/label_budget.yaml")
