@@ -19,6 +19,7 @@ from pathlib import Path
 
 import datasets
 import lightning as L
+from filelock import FileLock
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
@@ -180,25 +181,31 @@ class ReviewDataModule(L.LightningDataModule):
                     f"fix: point data.source at a source with it, or set {other}"
                 )
             path = self._cache_path(fingerprint, split)
-            if path.exists():
-                start = time.perf_counter()
-                out[split] = datasets.load_from_disk(str(path))
-                if write:
-                    rank_zero_info(f"reused tokenized {split} from {path} ({time.perf_counter() - start:.2f}s)")
-                continue
-            if not write:
+            made = False
+            if not path.exists() and write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # Runs of a study spread over workers may need the same split at once: one tokenizes, the others wait.
+                with FileLock(path.parent / f".{path.name}.lock"):
+                    if made := not path.exists():
+                        self._tokenize(raw[split], split, path)
+            if not path.exists():
                 raise RuntimeError(f"tokenized cache {path} missing: prepare_data did not run")
-            ds = self._check(raw[split], split)
             start = time.perf_counter()
-            ds = ds.map(self.tokenize_batch, batched=True, remove_columns=[c for c in ds.column_names if c != "label"],
-                        desc=f"tokenizing {split}")
-            tmp = path.with_name(path.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            ds.save_to_disk(str(tmp))
-            os.replace(tmp, path)  # atomic: a crashed run never leaves a half-written cache
-            rank_zero_info(f"tokenized {split} ({len(ds)} reviews) in {time.perf_counter() - start:.1f}s -> {path}")
             out[split] = datasets.load_from_disk(str(path))
+            if write and not made:
+                rank_zero_info(f"reused tokenized {split} from {path} ({time.perf_counter() - start:.2f}s)")
         return out
+
+    def _tokenize(self, raw: datasets.Dataset, split: str, path: Path) -> None:
+        ds = self._check(raw, split)
+        start = time.perf_counter()
+        ds = ds.map(self.tokenize_batch, batched=True, remove_columns=[c for c in ds.column_names if c != "label"],
+                    desc=f"tokenizing {split}")
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        ds.save_to_disk(str(tmp))
+        os.replace(tmp, path)  # atomic: a crashed run never leaves a half-written cache
+        rank_zero_info(f"tokenized {split} ({len(ds)} reviews) in {time.perf_counter() - start:.1f}s -> {path}")
 
     def _check(self, ds: datasets.Dataset, split: str) -> datasets.Dataset:
         if len(ds) == 0:

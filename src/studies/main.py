@@ -7,7 +7,8 @@ To run: python -m src study run --config configs/studies/label_budget.yaml
 
 import argparse
 
-from src.studies import prompts
+from src.errors import UserError
+from src.studies import prompts, workers
 from src.studies.report import report
 from src.studies.runner import run_study
 from src.studies.schema import load_study
@@ -25,7 +26,17 @@ def study_arguments() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--only", nargs="+", help="run only these approaches")
             p.add_argument("--in_process", action="store_true",
-                           help="run every run in this process (no start-up per run; for a GPU, no isolation)")
+                           help="run every run and prerequisite in this process (no start-up per run; for a GPU, "
+                                "no isolation)")
+            p.add_argument("--workers", type=int, default=1,
+                           help="runs at once, each its own process, through submitit: CPU workers share the cores; "
+                                "with --gpus, one run per GPU; with --engine slurm, the job array's parallelism")
+            p.add_argument("--gpus", type=int, nargs="+", help="the local GPUs to spread runs over, one per worker")
+            p.add_argument("--engine", choices=["local", "slurm"], default="local",
+                           help="local: this machine; slurm: a SLURM job array (run from a login node)")
+            p.add_argument("--slurm", nargs="+", default=[], metavar="KEY=VALUE",
+                           help="submitit parameters of the SLURM jobs, e.g. slurm_partition=gpu gpus_per_node=1 "
+                                "cpus_per_task=8 timeout_min=60")
     return parser
 
 
@@ -33,8 +44,22 @@ def study(argv: list[str]) -> None:
     args = study_arguments().parse_args(argv)
     spec = load_study(args.config, args.quick)
     if args.command == "run":
-        run_study(spec, args.only, args.in_process)
+        run_study(spec, args.only, args.in_process, pool(args, spec.folder() / "workers"))
     report(spec, doc=args.command == "report")
+
+
+def pool(args: argparse.Namespace, folder) -> workers.Spread | None:
+    """Where the runs go: None (one after the other, here), local workers or a SLURM array (src/studies/workers.py)."""
+    if args.engine == "local" and args.workers == 1 and not args.gpus:
+        return None
+    if args.in_process:
+        raise UserError("--in_process runs every run in the study's process, one at a time; fix: drop it, or drop "
+                        "--workers/--gpus/--engine")
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: fix: give 1 or more")
+    if args.engine == "slurm":
+        return workers.Slurm(folder, args.workers, workers.parse_parameters(args.slurm))
+    return workers.Local(folder, len(args.gpus) if args.gpus and args.workers == 1 else args.workers, args.gpus)
 
 
 def prompts_arguments() -> argparse.ArgumentParser:

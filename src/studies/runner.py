@@ -1,5 +1,6 @@
 """The study runner: plans every run (approaches x label budgets x seeds), runs those not yet recorded, each in its
-own process (or in this one), prepares prerequisites once, and appends one row per run to `results.jsonl`.
+own process (or in this one, or spread over workers: workers.py), prepares prerequisites once, and appends one row
+per run to `results.jsonl`.
 
 A row is keyed by its approach, labels, seed and a hash of everything that defines how the approach runs (its
 fields, the content of its config files, the study's data and evaluation settings): a changed approach runs again
@@ -12,14 +13,12 @@ To run: python -m src study run --config configs/studies/label_budget.yaml [--on
 import dataclasses
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.studies import provenance
+from src.studies import provenance, workers
 from src.studies import run as one
 from src.studies.approach import Approach
 from src.studies.schema import Study
@@ -75,9 +74,11 @@ def current_rows(study: Study) -> tuple[list[dict], int]:
     return mine, len(rows) - len(mine)
 
 
-def run_study(study: Study, only: list[str] | None = None, in_process: bool = False) -> list[dict]:
-    """Every planned run not yet recorded as done (of the `only` approaches, if given), each in its own process
-    (`in_process`: in this one, which saves each run's start-up where that dominates, on a GPU)."""
+def run_study(study: Study, only: list[str] | None = None, in_process: bool = False,
+              pool: workers.Serial | workers.Spread | None = None) -> list[dict]:
+    """Every planned run not yet recorded as done (of the `only` approaches, if given): prerequisites first, then the
+    runs, each in its own process one after the other (`in_process`: in this one, which saves each run's start-up
+    where that dominates, on a GPU), or spread by `pool` (src/studies/workers.py); a row per run as it finishes."""
     out = study.folder()
     out.mkdir(parents=True, exist_ok=True)
     done = {(r["approach"], r["labels"], r["seed"], r.get("key")) for r in read_rows(study) if r["status"] == "ok"}
@@ -86,40 +87,52 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
     print(f"study {study.name} ({study.eval_split} reviews): {len(done)} runs done, {len(todo)} to run -> "
           f"{out / 'results.jsonl'}", flush=True)
     prepared: dict[str, str | None] = {}  # prerequisite path -> its error (None: ready)
-    for i, run in enumerate(todo, 1):
-        approach = study.approach(run.approach)
-        run_dir = out / "runs" / run.approach / f"n{run.labels}_seed{run.seed}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        error = prepare(approach, run.seed, out, prepared)
-        prepare_s, start = time.perf_counter() - start, time.perf_counter()  # a teacher's time is not the run's
-        if error is None:
-            spec = {"study": dataclasses.asdict(study), "approach": run.approach, "labels": run.labels,
-                    "seed": run.seed, "run_dir": str(run_dir)}
-            (run_dir / "spec.json").write_text(json.dumps(spec))
-            (run_dir / "result.json").unlink(missing_ok=True)
-            code = execute([sys.executable, "-m", "src.studies.run", str(run_dir / "spec.json")], run_dir / "run.log",
-                           in_process)
-            if code or not (run_dir / "result.json").exists():
-                error = last_error(run_dir / "run.log", code)
-        wall = time.perf_counter() - start
+    jobs, prepare_s, finished = [], {}, 0
+
+    def record(run: Planned, error: str | None, run_dir: Path, wall: float) -> None:
+        nonlocal finished
         head = {"approach": run.approach, "labels": run.labels, "seed": run.seed, "key": run.key}
         if error is None:
             row = head | json.loads((run_dir / "result.json").read_text())
         else:
             row = head | {"status": "failed", "error": error, "run_dir": str(run_dir)}
-        row |= {"wall_s": round(wall, 2), "prepare_s": round(prepare_s, 2)}
-        with open(out / "results.jsonl", "a") as f:  # one line per run: a killed study loses the run in flight only
+        row |= {"wall_s": round(wall, 2), "prepare_s": round(prepare_s.get(run, 0.0), 2)}
+        with open(out / "results.jsonl", "a") as f:  # one line per run: a killed study loses the runs in flight only
             f.write(json.dumps(row) + "\n")
+        finished += 1
         what = f"accuracy {row['accuracy']:.4f}" if error is None else f"FAILED: {error}"
-        print(f"[{i}/{len(todo)}] {run.approach} labels={run.labels} seed={run.seed}: {what} ({wall:.0f} s)",
+        print(f"[{finished}/{len(todo)}] {run.approach} labels={run.labels} seed={run.seed}: {what} ({wall:.0f} s)",
               flush=True)
+
+    for run in todo:
+        run_dir = out / "runs" / run.approach / f"n{run.labels}_seed{run.seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        error = prepare(study.approach(run.approach), run.seed, out, prepared, in_process)
+        prepare_s[run] = time.perf_counter() - start  # a teacher's time is not the run's
+        if error is not None:
+            record(run, error, run_dir, 0.0)
+            continue
+        spec = {"study": dataclasses.asdict(study), "approach": run.approach, "labels": run.labels, "seed": run.seed,
+                "run_dir": str(run_dir)}
+        (run_dir / "spec.json").write_text(json.dumps(spec))
+        (run_dir / "result.json").unlink(missing_ok=True)
+        jobs.append(workers.Job(run, [sys.executable, "-m", "src.studies.run", str(run_dir / "spec.json")],
+                                run_dir / "run.log"))
+    for result in (pool or workers.Serial(lambda cmd, log: execute(cmd, log, in_process))).map(jobs):
+        run_dir = result.job.log.parent
+        error = result.error or None
+        if error is None and (result.code or not (run_dir / "result.json").exists()):
+            error = last_error(result.job.log, result.code)
+        record(result.job.name, error, run_dir, result.wall_s)
     return read_rows(study)
 
 
-def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None]) -> str | None:
+def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
+            in_process: bool = False) -> str | None:
     """Run an approach's prerequisite for `seed` unless the path it creates exists, made by the same commands and
-    configs (or `prepared`, the paths tried in this study run, holds it); its one-line error, or None when ready."""
+    configs (or `prepared`, the paths tried in this study run, holds it); its one-line error, or None when ready.
+    `in_process`: its `python -m src` commands run in this process."""
     need = approach.requires
     if need is None:
         return None
@@ -140,7 +153,7 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
     for i, cmd in enumerate(commands):
         print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
         log = log_dir / f"prepare_seed{seed}_{i}.log"
-        code = execute([sys.executable if c == "python" else c for c in cmd], log)
+        code = execute([sys.executable if c == "python" else c for c in cmd], log, in_process)
         if code:
             error = f"prerequisite failed ({' '.join(cmd)[:200]}): {last_error(log, code)}"
             break
@@ -153,16 +166,18 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
 
 
 def execute(cmd: list[str], log: Path, in_process: bool = False) -> int:
-    """Run a command with its output in `log`; its exit code. `in_process`: a run (`python -m src.studies.run`) is
-    called in this process instead."""
-    if in_process and cmd[1:3] == ["-m", "src.studies.run"]:
+    """Run a command with its output in `log`; its exit code. `in_process`: a run (`python -m src.studies.run`) or a
+    prerequisite (`python -m src ...`) is called in this process instead."""
+    if in_process and cmd[1] == "-m" and cmd[2] in ("src.studies.run", "src"):
         import traceback
+
+        from src.__main__ import main as cli
 
         output = RunLog.install()
         with open(log, "w") as f:
             output.file = f
             try:
-                return one.main(cmd[3:])
+                return one.main(cmd[3:]) if cmd[2] == "src.studies.run" else cli(cmd[3:]) or 0
             except SystemExit as err:
                 return err.code if isinstance(err.code, int) else 1
             except Exception:
@@ -170,9 +185,7 @@ def execute(cmd: list[str], log: Path, in_process: bool = False) -> int:
                 return 1
             finally:
                 output.file = None
-    with open(log, "w") as f:
-        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+    return workers.execute(cmd, log)
 
 
 class RunLog:
