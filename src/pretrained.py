@@ -113,7 +113,7 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
         kwargs["output_loading_info"] = True
-    if path == name:  # neither a local path nor a packaged model: a hub id
+    if path == name and not Path(name).expanduser().exists():  # no local path, no packaged model: a hub id
         require_hub(name, "model", "model", "give a local model folder or .gguf path, or a hub id while online")
     try:
         loaded = auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)

@@ -31,6 +31,20 @@ def test_an_uncached_hub_id_offline_fails_at_once(offline_hub, load, name, messa
     assert time.perf_counter() - start < 5 and "fix:" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_local_folder_loads_offline_without_asking_the_hub(offline_hub, tiny_bert, relative, monkeypatch):
+    """A folder named by a clean path (an export, `outputs/.../export/best`) is no hub id, however it is written."""
+    from transformers import AutoModelForSequenceClassification
+
+    from src.pretrained import from_pretrained
+
+    if relative:
+        monkeypatch.chdir(tiny_bert.rsplit("/", 1)[0])
+    name = tiny_bert.rsplit("/", 1)[1] if relative else tiny_bert
+    assert from_pretrained(AutoModelForSequenceClassification, name).config.num_hidden_layers == 2
+    assert load_tokenizer.__wrapped__(name).vocab_size > 1000
+
+
 def test_a_cached_hub_id_goes_on_to_the_library_cache(offline_hub):
     (offline_hub / "hub" / "datasets--owner--reviews").mkdir(parents=True)
     assert hub.is_cached("owner/reviews", "dataset") and not hub.is_cached("owner/other", "dataset")
