@@ -1,0 +1,164 @@
+"""The training loop's own cost per step, side by side: a tiny BERT (2 layers, hidden 32, the maths negligible) trained
+on the same reviews (batches of 16 at max length 64, AdamW, linear schedule with warm-up) by
+  plain    a plain PyTorch loop over a DataLoader (the floor);
+  trainer  the Hugging Face `Trainer` (its defaults: progress bar, logging every 10 steps as the recipe does);
+  fit      this project's fit with the recipe's callbacks (`configs/bert_imdb.yaml`: checkpoints every 50 steps,
+           learning-rate monitor, throughput, progress bar, logging every 10 steps), validation off.
+Each arm trains S and then 2S steps from a fresh model; (time(2S) - time(S)) / S is its cost per step without its
+start-up (model, optimizer, tokenized cache, the first batch). Arms alternate round by round; medians over rounds.
+One intra-op thread (`--threads`): the maths is tiny, the cost measured is Python's, and a second thread only adds
+waits at every op's barrier (many times the step itself when another process shares the cores).
+
+To run: .venv/bin/python benchmarks/step_overhead.py   (writes outputs/bench/step_overhead.json)
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "outputs/bench/step_overhead.json"
+TOKENIZER = "sentence-transformers/all-MiniLM-L6-v2"
+BATCH, LENGTH, LR = 16, 64, 1e-4
+
+
+def tiny_model(folder: Path) -> str:
+    """A random-init 2-layer BERT classifier (hidden 32) with MiniLM's tokenizer, saved as a folder."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from src.pretrained import load_tokenizer
+
+    tokenizer = load_tokenizer(TOKENIZER)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=2, attention_probs_dropout_prob=0.0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def training_set(model: str, n: int, cache: Path):
+    """The first `n` training reviews of the fit's own split, tokenized by its data module."""
+    from src.data import ClassificationDataModule
+
+    data = ClassificationDataModule(tokenizer=model, max_length=LENGTH, val_size=2500, limit_train=n,
+                                    cache_dir=str(cache))
+    data.prepare_data()
+    data.setup("fit")
+    return data.splits["train"].remove_columns("length").rename_column("label", "labels")
+
+
+def plain(model_dir: str, train, steps: int) -> float:
+    from torch.utils.data import DataLoader
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        get_linear_schedule_with_warmup,
+    )
+
+    from src.pretrained import load_tokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(opt, int(0.1 * steps), steps)
+    loader = DataLoader(train, batch_size=BATCH, shuffle=True, collate_fn=DataCollatorWithPadding(load_tokenizer(
+        model_dir)))
+    start = time.perf_counter()
+    for step, batch in zip(range(steps), loader):
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        schedule.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 10 == 0:
+            loss.item()  # what logging every 10 steps reads
+    return time.perf_counter() - start
+
+
+def trainer(model_dir: str, train, steps: int, out: Path) -> float:
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from src.pretrained import load_tokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
+                             weight_decay=0.01, warmup_steps=int(0.1 * steps), lr_scheduler_type="linear",
+                             logging_steps=10, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
+                             seed=42)
+    run = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(
+        load_tokenizer(model_dir)))
+    start = time.perf_counter()
+    run.train()
+    return time.perf_counter() - start
+
+
+def fit(model_dir: str, steps: int, out: Path, cache: Path, n: int) -> float:
+    """`python -m src fit` in this process, timed around `trainer.fit` (a callback notes when fit starts)."""
+    from lightning.pytorch.callbacks import Callback
+
+    from src.cli import main
+
+    class Clock(Callback):
+        def on_train_start(self, trainer, module) -> None:
+            self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, module) -> None:
+            self.end = time.perf_counter()
+
+    clock = Clock()
+    cli = main(["--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", model_dir,
+                "--data.max_length", str(LENGTH), "--data.limit_train", str(n), "--data.cache_dir", str(cache),
+                "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
+                "--trainer.precision", "32-true", "--trainer.logger.init_args.save_dir", str(out)], run=False)
+    cli.trainer.callbacks.append(clock)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    return clock.end - clock.start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="S: each arm trains S and 2S steps")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--arms", nargs="+", default=["plain", "trainer", "fit"])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="step_overhead_"))
+    model_dir = tiny_model(tmp / "tiny")
+    n = 2 * args.steps * BATCH
+    train = training_set(model_dir, n, tmp / "cache")
+    run = {"plain": lambda s, i: plain(model_dir, train, s),
+           "trainer": lambda s, i: trainer(model_dir, train, s, tmp / f"trainer{i}"),
+           "fit": lambda s, i: fit(model_dir, s, tmp / f"fit{i}", tmp / "cache", n)}
+    per_step = {arm: [] for arm in args.arms}
+    for r in range(args.rounds + 1):  # round 0 warms up (imports, caches) and is dropped
+        for arm in args.arms:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                short = run[arm](args.steps, f"{r}s")
+                long = run[arm](2 * args.steps, f"{r}l")
+            if r:
+                per_step[arm].append((long - short) / args.steps)
+    median = {arm: statistics.median(t) for arm, t in per_step.items()}
+    result = {"steps": args.steps, "batch": BATCH, "max_length": LENGTH, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "ms_per_step": {a: 1000 * t for a, t in median.items()},
+              "vs_plain": {a: t / median["plain"] for a, t in median.items()} if "plain" in median else {},
+              "all_ms_per_step": {a: [1000 * x for x in t] for a, t in per_step.items()}}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2))
+    for arm, t in median.items():
+        ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
+        print(f"{arm:8s} {1000 * t:7.2f} ms/step{ratio}")
+    print("->", OUT)
+
+
+if __name__ == "__main__":
+    main()
