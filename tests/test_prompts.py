@@ -24,7 +24,7 @@ def test_the_prompt_grid_scores_every_prompt_under_every_calibration_and_chooses
         "label_words": [[" bad", " good"]], "chat_template": [False, True],
         "args": ["--data.init_args.max_length", "64", "--data.init_args.cache_dir", str(tmp_path / "cache"),
                  "--trainer.precision", "32-true"]}))
-    main(["prompts", "run", "--config", str(path)])
+    main(["prompts", "run", "--config", str(path), "--in_process"])
     assert not (tmp_path / "results.md").exists() and not (tmp_path / "chosen.yaml").exists()  # run: its folder only
     main(["prompts", "report", "--config", str(path)])
     grid, study = prompts.load_grid(path)

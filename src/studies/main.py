@@ -70,6 +70,8 @@ def prompts_arguments() -> argparse.ArgumentParser:
                         "the grid's folder), or report (also into its doc, and write the chosen prompt)")
     parser.add_argument("--config", required=True, help="the prompt grid, e.g. configs/studies/prompts.yaml")
     parser.add_argument("--quick", action="store_true", help="16 evaluation reviews, in its own folder")
+    parser.add_argument("--in_process", action="store_true",
+                        help="score every prompt in this process (no start-up per prompt; for a GPU, no isolation)")
     return parser
 
 
@@ -77,5 +79,5 @@ def prompt_grid(argv: list[str]) -> None:
     args = prompts_arguments().parse_args(argv)
     grid, spec = prompts.load_grid(args.config, args.quick)
     if args.command == "run":
-        run_study(spec)
+        run_study(spec, in_process=args.in_process)
     prompts.report(grid, spec, doc=args.command == "report")
