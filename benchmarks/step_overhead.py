@@ -1,6 +1,6 @@
 """The training loop's own cost per step, side by side: a tiny BERT (2 layers, hidden 32, the maths negligible) trained
 on the same reviews (batches of 16 at max length 64, AdamW, linear schedule with warm-up) by
-  plain    a plain PyTorch loop over a DataLoader (the floor);
+  plain    a plain PyTorch loop over a DataLoader, fused AdamW (the floor);
   trainer  the Hugging Face `Trainer` (its defaults: progress bar, logging every 10 steps as the recipe does);
   fit      this project's fit with the recipe's callbacks (`configs/bert_imdb.yaml`: checkpoints every 50 steps,
            learning-rate monitor, throughput, progress bar, logging every 10 steps), validation off.
@@ -68,7 +68,7 @@ def plain(model_dir: str, train, steps: int) -> float:
     from src.pretrained import load_tokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, fused=True)  # as the Trainer and fit
     schedule = get_linear_schedule_with_warmup(opt, int(0.1 * steps), steps)
     loader = DataLoader(train, batch_size=BATCH, shuffle=True, collate_fn=DataCollatorWithPadding(load_tokenizer(
         model_dir)))

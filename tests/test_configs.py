@@ -28,6 +28,10 @@ def assert_subset(given, printed, where: str) -> None:
     if isinstance(given, dict):
         assert isinstance(printed, dict), where
         for key, value in given.items():
+            if key.endswith("+"):  # appended to the recipe's list: the printed list ends with it
+                key, printed_value = key[:-1], printed.get(key[:-1]) or []
+                assert_subset(value, printed_value[len(printed_value) - len(value):], f"{where}.{key}+")
+                continue
             assert key in printed, f"{where}.{key} was dropped"
             assert_subset(value, printed[key], f"{where}.{key}")
     elif isinstance(given, list) and given and isinstance(given[0], dict):

@@ -7,6 +7,7 @@
 - predictions.py: predictions written to the run folder
 - export.py: Hugging Face folders after fit
 - summary.py: the model's table at a fit's start; hparams with final metrics, and the closing message of a fit
+- time_budget.py: a fit that spends a wall-clock budget (schedule by time spent, stop in time for the last validation)
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
@@ -18,6 +19,7 @@ from src.callbacks.progress import ProgressLines
 from src.callbacks.reports import ClassificationReport, GenerationSample
 from src.callbacks.summary import ModelTable, RunSummary
 from src.callbacks.throughput import Throughput
+from src.callbacks.time_budget import TimeBudget
 
 __all__ = ["ResumeCheckpoint", "StopOnNonFiniteLoss", "HFExport", "PredictionWriter", "ClassificationReport",
-           "GenerationSample", "ModelTable", "ProgressLines", "RunSummary", "Throughput"]
+           "GenerationSample", "ModelTable", "ProgressLines", "RunSummary", "Throughput", "TimeBudget"]

@@ -10,6 +10,7 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 
 import lightning as L
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric, Metric
 from transformers import PreTrainedModel, get_scheduler
 
@@ -33,7 +34,8 @@ class HFModule(L.LightningModule):
             model_name: hub id, local folder, .gguf file, or packaged offline model (see src/pretrained.py).
             learning_rate: peak AdamW learning rate.
             weight_decay: AdamW weight decay (none on biases and norm weights).
-            warmup_ratio: fraction of the training steps spent warming the learning rate up from 0.
+            warmup_ratio: fraction of the training steps (of the time budget, with `TimeBudget`) spent warming the
+                learning rate up from 0.
         """
         super().__init__()
         self.save_hyperparameters()  # the subclass's arguments too: they are read in `load_model`
@@ -105,9 +107,15 @@ class HFModule(L.LightningModule):
         # Fused: one kernel for all parameters; on a 2-core CPU a MiniLM step's update drops from 72 to 16 ms.
         fused = all(p.device.type in ("cpu", "cuda") for p in params)
         optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, fused=fused)
-        total = self.trainer.estimated_stepping_batches
-        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
-                                  num_training_steps=total)
+        from src.callbacks.time_budget import TimeBudget  # here: the callbacks package imports this module
+
+        budget = next((cb for cb in self.trainer.callbacks if isinstance(cb, TimeBudget)), None)
+        if budget is not None:  # warm-up and decay by the time spent, not by steps (src/callbacks/time_budget.py)
+            scheduler = LambdaLR(optimizer, lambda _: budget.lr_factor(hp.warmup_ratio))
+        else:
+            total = self.trainer.estimated_stepping_batches
+            scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(hp.warmup_ratio * total),
+                                      num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

@@ -1,0 +1,65 @@
+"""A fit on a time budget (src/callbacks/time_budget.py), on a fake clock: the learning rate warms up and decays by the
+time spent, training goes around the reviews as often as the budget allows, and the final validation fits inside it;
+a resume keeps the time already spent."""
+
+import lightning as L
+import pytest
+
+from src.callbacks import TimeBudget
+from src.cli import main
+from tests.conftest import tiny_args
+
+
+class FakeTime(L.Callback):
+    """Each training step takes 10 s and each validation batch 5 s, on the budget's clock; notes what happened."""
+
+    def __init__(self):
+        self.now, self.lrs, self.validations = 0.0, [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.now += 10
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self.now += 0 if trainer.sanity_checking else 5
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.validations.append((trainer.global_step, self.now))
+
+
+def test_a_budgeted_fit_schedules_by_time_goes_around_the_data_and_validates_last_within_budget(
+        tiny_bert, imdb_dir, tmp_path):
+    # 80 training reviews in batches of 16: 5 steps an epoch; 16 validation reviews in batches of 8: 10 s each time.
+    cli = main([*tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs="-1", data__eval_batch_size="8"),
+                "--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "4",
+                "--trainer.callbacks.init_args.margin", "0"], run=False)
+    (budget,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, TimeBudget)]
+    fake = FakeTime()
+    budget.clock, budget.start = (lambda: fake.now), 0.0
+    cli.trainer.callbacks.insert(0, fake)  # its clock moves before the budget looks
+    cli.trainer.fit(cli.model, cli.datamodule)
+    steps = cli.trainer.global_step
+    assert cli.trainer.current_epoch >= 3  # around the 80 reviews several times: 240 s hold about 22 steps
+    assert fake.now <= budget.budget  # the final validation included
+    assert budget.budget - fake.now < 20  # and little of it left unused: less than two steps
+    # Validations at each epoch's end, and one more of the final weights: the fit stopped mid-epoch, on time.
+    assert steps % 5 and fake.validations[-1][0] == steps and fake.validations[-2][0] == steps - steps % 5
+    peak = max(fake.lrs)
+    assert fake.lrs[0] == 0 and fake.lrs[2] < peak and fake.lrs.index(peak) <= 5  # warm-up: the first 10% of the time
+    assert all(a >= b for a, b in zip(fake.lrs[fake.lrs.index(peak):], fake.lrs[fake.lrs.index(peak) + 1:]))
+    assert fake.lrs[-1] < 0.2 * peak  # decayed by the budget's end (to within two of these 23 long steps)
+
+
+def test_a_resumed_budget_keeps_the_time_already_spent():
+    now = [100.0]
+    first = TimeBudget(minutes=10)
+    first.clock = lambda: now[0]
+    first.start, first.last_validation = 40.0, 12.0  # 60 s spent so far
+    second = TimeBudget(minutes=10)
+    second.load_state_dict(first.state_dict())
+    second.clock, second.start = (lambda: now[0]), now[0]  # the resumed fit starts now
+    now[0] += 30
+    assert second.elapsed() == pytest.approx(90.0) and second.training_budget() == pytest.approx(600 * 0.99 - 12)
