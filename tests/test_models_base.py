@@ -9,10 +9,11 @@ from src.models import SequenceClassifier
 
 class FakeTrainer:
     estimated_stepping_batches = 10
+    callbacks = []  # no TimeBudget: the schedule follows steps
 
 
 def optimizers(module: SequenceClassifier) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    module.trainer = FakeTrainer()  # configure_optimizers reads only the step count
+    module.trainer = FakeTrainer()  # configure_optimizers reads only the step count and the callbacks
     out = module.configure_optimizers()
     return out["optimizer"], out["lr_scheduler"]["scheduler"]
 
