@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -86,3 +87,25 @@ def test_a_quick_study_on_two_local_workers_records_every_run_once_and_resumes(t
     capsys.readouterr()
     study(args)
     assert "4 runs done, 0 to run" in capsys.readouterr().out
+
+
+def test_a_stopped_study_stops_its_runs_in_flight(tmp_path):
+    # The second job notes its process id, then would run for a minute.
+    long = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(60)"
+    jobs = [Job("quick", [sys.executable, "-c", "pass"], tmp_path / "quick.log"),
+            Job("long", [sys.executable, "-c", long, str(tmp_path / "pid")], tmp_path / "long.log")]
+    done = Local(tmp_path / "w", workers=2).map(jobs)
+    assert next(done).job.name == "quick"
+    deadline = time.time() + 30
+    while not (tmp_path / "pid").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    pid = int((tmp_path / "pid").read_text())
+    done.close()  # what Ctrl-C in the study does to the generator
+    def alive() -> bool:
+        status = Path(f"/proc/{pid}/status")
+        return status.exists() and "zombie" not in status.read_text()
+
+    deadline = time.time() + 15
+    while alive() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive()

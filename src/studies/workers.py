@@ -88,7 +88,15 @@ class Spread:
         return handle.result()
 
     def map(self, jobs: Iterable[Job]) -> Iterator[Done]:
-        pending, running, tries = list(jobs), {}, {}  # running: slot -> (job, handle, start)
+        running = {}  # slot -> (job, handle, start)
+        try:
+            yield from self._spread(list(jobs), running)
+        finally:  # the study stopped (Ctrl-C, an error): its runs in flight stop too, and a rerun does them again
+            for _, handle, _ in running.values():
+                handle.cancel(check=False)
+
+    def _spread(self, pending: list[Job], running: dict) -> Iterator[Done]:
+        tries = {}
         while pending or running:
             n = min(len(pending), self.workers - len(running))
             free = list(itertools.islice((s for s in itertools.count() if s not in running), n))
