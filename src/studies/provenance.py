@@ -11,20 +11,9 @@ import json
 import subprocess
 from pathlib import Path
 
+from src.hashing import hash_path
+
 PACKAGES = ("torch", "transformers", "lightning", "datasets", "torchmetrics")
-
-
-def hash_path(path: str | Path) -> str:
-    """sha256 (16 hex digits) of a file's bytes, or of a folder's files (their relative names and bytes)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        digest.update(str(f.relative_to(path) if f != path else f.name).encode())
-        with open(f, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 @functools.cache
