@@ -116,14 +116,17 @@ def _log_beside_checkpoint(trainer, ckpt: Path, subcommand: str) -> None:
 
 
 def _resume_last(trainer) -> str | None:
-    """The newest `<save_dir>/<name>/version_*/checkpoints/last.ckpt`; the logger is pointed at its folder."""
+    """The run's `last.ckpt`: in `<save_dir>/<name>/<version>` when the logger names its version (a study's
+    prerequisite does), else the newest `<save_dir>/<name>/version_*`, and the logger is pointed at its folder."""
     init = _logger_init_args(trainer)
     if init is None or init.get("save_dir") is None:
         return "last"  # leave it to Lightning
-    runs = Path(init.save_dir) / (init.get("name") or "lightning_logs")
-    found = sorted(runs.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    runs = Path(init.save_dir) / (init.get("name") or "")  # TensorBoardLogger: no name, no subfolder
+    version = init.get("version")
+    pattern = "version_*" if version is None else version if isinstance(version, str) else f"version_{version}"
+    found = sorted(runs.glob(f"{pattern}/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
-        rank_zero_warn(f"--ckpt_path last: no last.ckpt under {runs}/version_*/checkpoints; starting a new run")
+        rank_zero_warn(f"--ckpt_path last: no last.ckpt under {runs}/{pattern}/checkpoints; starting a new run")
         return None
     init.version = found[-1].parents[1].name  # log into the interrupted run's folder
     rank_zero_info(f"resuming from {found[-1]}")

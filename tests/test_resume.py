@@ -132,6 +132,18 @@ def test_resume_with_nothing_to_resume_starts_a_new_run(tiny_bert, imdb_dir, tmp
     assert len(list((tmp_path / "runs" / "bert_imdb").glob("*/checkpoints/last.ckpt"))) == 1
 
 
+def test_resume_finds_the_run_of_a_named_version(tiny_bert, imdb_dir, tmp_path):
+    # A study's prerequisite names its run folder (`--trainer.logger.init_args.version mlm`): a resumed fit continues
+    # there, not in a new folder.
+    named = fit_args(tiny_bert, imdb_dir, tmp_path) + ["--trainer.logger.init_args.version", "mlm"]
+    main(named + ["--trainer.max_epochs", "1"])
+    main(named + ["--ckpt_path", "last"])  # max_epochs 2: one more epoch from where the first fit ended
+    assert [p.name for p in (tmp_path / "runs" / "bert_imdb").iterdir()] == ["mlm"]
+    last = tmp_path / "runs" / "bert_imdb" / "mlm" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 2 * STEPS_PER_EPOCH
+    assert sorted(steps(tmp_path)) == list(range(1, 2 * STEPS_PER_EPOCH + 1))  # no step trained twice
+
+
 class Exploding(L.LightningModule):
     """A linear model whose loss turns NaN at optimizer step 3."""
 

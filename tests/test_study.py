@@ -236,6 +236,35 @@ def test_a_prerequisite_runs_once_per_seed_and_again_when_a_config_it_names_chan
     assert runs(0) == 2  # the config changed: prepared again
 
 
+def test_an_interrupted_prerequisite_fit_continues_from_its_last_checkpoint(tmp_path, monkeypatch):
+    from src.studies import runner
+    from src.studies.approach import Requires
+    from src.studies.kinds import KINDS
+
+    made, calls = tmp_path / "export", []
+
+    def execute(cmd, log, in_process=False):  # the first attempt dies; the second writes the export
+        calls.append(cmd[3:])
+        log.write_text("Killed\n")
+        if len(calls) > 1:
+            made.mkdir(exist_ok=True)
+        return 0 if len(calls) > 1 else -9
+
+    monkeypatch.setattr(runner, "execute", execute)
+    fit = ["python", "-m", "src", "fit", "--config", "configs/mlm_imdb.yaml"]
+    approach = KINDS["label_budget"](name="a", config=[], requires=Requires(path=str(made), commands=[fit]))
+    assert "prerequisite failed" in runner.prepare(approach, 0, tmp_path, {})
+    assert runner.prepare(approach, 0, tmp_path, {}) is None
+    assert calls == [["fit", "--config", "configs/mlm_imdb.yaml"],
+                     ["fit", "--config", "configs/mlm_imdb.yaml", "--ckpt_path", "last"]]
+    assert not (tmp_path / "export.preparing.json").exists() and (tmp_path / "export.prepared.json").exists()
+    changed = KINDS["label_budget"](name="a", config=[], requires=Requires(path=str(tmp_path / "other"), commands=[
+        fit + ["--trainer.max_steps", "5"]]))
+    (tmp_path / "other.preparing.json").write_text("another recipe")
+    runner.prepare(changed, 0, tmp_path, {})
+    assert calls[-1][-2:] == ["--trainer.max_steps", "5"]  # what another recipe left is not resumed
+
+
 def test_each_pair_is_compared_once_whatever_its_orientation(tmp_path):
     from src.studies.report import pairs
 

@@ -149,6 +149,13 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
         return prepared[path]
     log_dir = out / "runs" / approach.name
     log_dir.mkdir(parents=True, exist_ok=True)
+    # A preparation of this same recipe that was interrupted (a masked-LM fit is 90 minutes on a CPU) continues from
+    # its fits' last checkpoints instead of starting over; `--ckpt_path last` starts afresh where there is none.
+    started = Path(f"{path.rstrip('/')}.preparing.json")
+    if started.exists() and started.read_text() == stamp:
+        commands = [cmd + ["--ckpt_path", "last"] if cmd[1:4] == ["-m", "src", "fit"] else cmd for cmd in commands]
+    started.parent.mkdir(parents=True, exist_ok=True)
+    started.write_text(stamp)
     error = None
     for i, cmd in enumerate(commands):
         print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
@@ -161,6 +168,7 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
         error = f"prerequisite did not write {path}; fix: check {log_dir}/prepare_seed{seed}_*.log"
     if error is None:
         stamp_file.write_text(stamp)
+        started.unlink()
     prepared[path] = error
     return error
 
