@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -80,6 +81,23 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
             assert len(printed["model"]["init_args"]["demonstrations"]) == 4
         if approach.requires:  # what it prepares is what the runs read, per seed
             assert approach.requires.path.replace("{seed}", "1") in args
+            for cmd in approach.requires.commands:
+                if cmd[3] == "fit" and "/export/" in approach.requires.path:  # the fit exports where runs read
+                    assert export_folder([c.replace("{seed}", "1") for c in cmd[3:]], capsys) == \
+                        str(Path(approach.requires.path).parent), approach.name
+
+
+def export_folder(args: list[str], capsys) -> str:
+    """Where a `fit` command line's HFExport writes `last` and `best`."""
+    from src.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*args, "--print_config"])
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    (export,) = [c["init_args"] for c in trainer["callbacks"] if c["class_path"] == "src.callbacks.HFExport"]
+    logger = trainer["logger"]["init_args"]
+    run = Path(logger["save_dir"], logger["name"] or "", str(logger["version"]))
+    return export["output_dir"] or str(run / export["dirname"])
 
 
 def fake_rows(study, eval_hash="e1") -> list[dict]:
