@@ -1,14 +1,18 @@
-"""CPU inference: this project's predict path (`src.api.load(...).predict`, length-sorted batches, head+tail
-truncation) against `transformers.pipeline("text-classification")` in its documented batched use, on the same
-validation reviews, side by side (arms alternated in every round, medians of the rounds); the predict path also
-in bf16 autocast and with dynamic int8 quantization of its Linear layers. Reviews/s, accuracy, agreement.
+"""CPU inference: this project's predict path (`src.api.load(...).predict`: length-sorted batches, dynamic padding,
+head+tail truncation) against `transformers.pipeline("text-classification")` in its documented batched use, on the
+same test reviews, side by side (arms alternated in every round, medians of the rounds, one warm-up call each).
+The predict path's arms: fp32, bf16 autocast (CPUs with native bf16 only), dynamic int8 (`quantize="int8"`), and
+what the field uses, each behind the same batches: `torch.compile` (of fp32 and of int8), ONNX Runtime (fp32; int8
+after its transformer fusions and dynamic quantization) and OpenVINO (fp32). Reviews/s, accuracy, agreement with fp32.
+
+ONNX Runtime and OpenVINO are not dependencies of the project: `pip install -r benchmarks/requirements-inference.txt`
+(an arm whose package is missing is written as skipped).
 
 To run: python benchmarks/inference.py --run outputs/bert_imdb/version_0   (a run folder or .ckpt of the classifier)
         -> outputs/bench/inference.json and the table in docs/benchmarks.md
 """
 
 import argparse
-import copy
 import datetime
 import json
 import platform
@@ -16,6 +20,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -24,56 +29,129 @@ from transformers import pipeline
 from src.api import load
 from src.data.selection import evaluation_reviews
 from src.doc_tables import write_between_markers
+from src.hardware import cpu_has_fast_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
+INPUTS = ["input_ids", "attention_mask"]
 
 
-def reviews(n: int) -> tuple[list[str], list[int]]:
-    """`n` class-balanced held-out validation reviews of configs/bert_imdb.yaml (the same seeded split), raw."""
-    r = evaluation_reviews(None, "validation", n)
-    return r.texts, r.labels
+class Session(nn.Module):
+    """An exported model behind the Hugging Face call the classifier makes: `model(input_ids=, attention_mask=)`
+    returns an object with `.logits`. `run` maps numpy inputs to the logits array."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=torch.from_numpy(self.run(input_ids.numpy(), attention_mask.numpy())))
+
+
+def export_onnx(model: nn.Module, folder: Path) -> Path:
+    """The classifier as ONNX, batch and length dynamic (torch's TorchScript exporter: the graph ONNX Runtime's
+    transformer fusions recognise)."""
+    path, example = folder / "model.onnx", torch.ones(2, 16, dtype=torch.long)
+    axes = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}, "logits": {0: "batch"}}
+    torch.onnx.export(model, (example, example), str(path), input_names=INPUTS, output_names=["logits"],
+                      dynamic_axes=axes, dynamo=False)
+    return path
+
+
+def onnxruntime_arms(model: nn.Module, folder: Path, threads: int) -> dict[str, nn.Module]:
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+
+    plain = export_onnx(model, folder)
+    config = model.config
+    fused = optimizer.optimize_model(str(plain), model_type="bert", num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size)
+    fused.save_model_to_file(str(folder / "fused.onnx"))
+    int8 = folder / "fused_int8.onnx"
+    quantize_dynamic(folder / "fused.onnx", int8, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # types the fused ops leave open
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+
+    def session(path: Path) -> nn.Module:
+        s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return Session(lambda ids, mask: s.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+
+    return {"ONNX Runtime (fp32)": session(plain), "ONNX Runtime (int8, fused)": session(int8)}
+
+
+def openvino_arm(folder: Path, threads: int) -> dict[str, nn.Module]:
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(folder / "model.onnx")), "CPU",
+                                  {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    return {"OpenVINO (fp32)": Session(lambda ids, mask: compiled({"input_ids": ids, "attention_mask": mask})[0])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="run folder or checkpoint of a classifier")
-    parser.add_argument("--n", type=int, default=1000, help="validation reviews scored per arm and round")
+    parser.add_argument("--n", type=int, default=1000, help="test reviews scored per arm and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=32)
     args = parser.parse_args()
 
-    texts, labels = reviews(args.n)
+    reviews = evaluation_reviews(None, "test", args.n)
+    texts, labels = reviews.texts, reviews.labels
     fp32 = load(args.run, batch_size=args.batch_size)
-    max_length = fp32.data.hparams.max_length
-    int8 = copy.deepcopy(fp32)
-    int8.module.model = torch.ao.quantization.quantize_dynamic(int8.module.model, {nn.Linear}, dtype=torch.qint8)
-    export = Path(tempfile.mkdtemp()) / "export"  # the pipeline loads the same weights as a Hugging Face folder
+    max_length, names = fp32.data.hparams.max_length, fp32.module.hparams.label_names
+    folder = Path(tempfile.mkdtemp())
+    export = folder / "export"  # the pipeline loads the same weights as a Hugging Face folder
     fp32.module.model.save_pretrained(export)
     fp32.module.tokenizer.save_pretrained(export)
     classify = pipeline("text-classification", model=str(export), top_k=None, device=-1)
-    names = fp32.module.hparams.label_names
+    threads = torch.get_num_threads()
 
-    def predicted(rows: list[dict]) -> list[int]:
-        return [row["label"] for row in rows]
+    def with_model(model: nn.Module):
+        """fp32's predict path (same tokenization, batches and head) with `model` in place of the classifier's."""
+        def run(batch: list[str]) -> list[dict]:
+            kept, fp32.module.model = fp32.module.model, model
+            try:
+                return fp32.predict(batch)
+            finally:
+                fp32.module.model = kept
+        return run
 
-    def bf16_predict(batch: list[str]) -> list[dict]:
+    def bf16(batch: list[str]) -> list[dict]:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return fp32.predict(batch)
 
-    arms = {
-        "pipeline (fp32, batch_size=32, truncation to max length)": lambda: [
-            names.index(max(scores, key=lambda s: s["score"])["label"])
-            for scores in classify(texts, batch_size=args.batch_size, truncation=True, max_length=max_length)],
-        "predict (fp32)": lambda: predicted(fp32.predict(texts)),
-        "predict (bf16 autocast)": lambda: predicted(bf16_predict(texts)),
-        "predict (dynamic int8)": lambda: predicted(int8.predict(texts)),
-    }
+    arms, skipped = {
+        "pipeline (fp32, batch_size=32, truncation to max length)": lambda batch: [
+            {"label": names.index(max(scores, key=lambda s: s["score"])["label"])}
+            for scores in classify(batch, batch_size=args.batch_size, truncation=True, max_length=max_length)],
+        "predict (fp32)": fp32.predict,
+    }, {}
+    if cpu_has_fast_bf16():
+        arms["predict (bf16 autocast)"] = bf16
+    else:
+        skipped["predict (bf16 autocast)"] = "no native bf16 on this CPU (emulated, many times slower)"
+    int8 = load(args.run, batch_size=args.batch_size, quantize="int8")
+    arms["predict (dynamic int8, quantize='int8')"] = int8.predict
+    arms["predict (torch.compile, fp32)"] = with_model(torch.compile(fp32.module.model, dynamic=True))
+    arms["predict (dynamic int8 + torch.compile)"] = with_model(torch.compile(int8.module.model, dynamic=True))
+    for name, build in (("ONNX Runtime", lambda: onnxruntime_arms(fp32.module.model, folder, threads)),
+                        ("OpenVINO", lambda: openvino_arm(folder, threads))):
+        try:
+            arms |= {arm: with_model(model) for arm, model in build().items()}
+        except ImportError as err:
+            skipped[name] = f"not installed ({err.name}): pip install -r benchmarks/requirements-inference.txt"
+
+    for run in arms.values():
+        run(texts[:64])  # warm-up: compilation, session start-up, first-call allocations
     seconds, outputs = {arm: [] for arm in arms}, {}
     for _ in range(args.rounds):
         for arm, run in arms.items():
             start = time.perf_counter()
-            outputs[arm] = run()
+            outputs[arm] = [row["label"] for row in run(texts)]
             seconds[arm].append(time.perf_counter() - start)
     base, reference = next(iter(arms)), "predict (fp32)"
     rows = []
@@ -87,8 +165,9 @@ def main() -> None:
             "all_s": seconds[arm],
         })
     meta = {"run": str(args.run), "n": args.n, "rounds": args.rounds, "batch_size": args.batch_size,
-            "max_length": max_length, "threads": torch.get_num_threads(), "machine": platform.processor() or "cpu",
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "date": datetime.date.today().isoformat()}
+            "max_length": max_length, "threads": threads, "machine": platform.processor() or "cpu",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "date": datetime.date.today().isoformat(),
+            "split": "test", "skipped": skipped}
     out = ROOT / "outputs" / "bench" / "inference.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -98,7 +177,7 @@ def main() -> None:
 
 def write_table(meta: dict, rows: list[dict]) -> str:
     lines = [
-        f"{meta['n']} validation reviews, max length {meta['max_length']}, batch {meta['batch_size']}, "
+        f"{meta['n']} test reviews, max length {meta['max_length']}, batch {meta['batch_size']}, "
         f"{meta['threads']} threads ({meta['cpu_capability']}), medians of {meta['rounds']} alternated rounds, "
         f"{meta['date']}; `python benchmarks/inference.py --run {meta['run']}`.",
         "",
@@ -107,6 +186,7 @@ def write_table(meta: dict, rows: list[dict]) -> str:
     ]
     lines += [f"| {r['arm']} | {r['reviews_per_s']:.1f} | {r['speedup_over_pipeline']:.2f}x | {r['accuracy']:.3f} | "
               f"{r['agreement_with_predict_fp32']:.3f} |" for r in rows]
+    lines += [f"| {arm} | skipped: {why} | | | |" for arm, why in meta["skipped"].items()]
     table = "\n".join(lines)
     write_between_markers(DOC, "inference", table, heading="## 5. Inference on CPU: predict against pipeline")
     return table

@@ -6,6 +6,7 @@ To run:
     from src.api import load
     model = load("outputs/bert_imdb/version_0")         # a run folder (its best checkpoint), a .ckpt, or export/best
     model.predict(["A moving, funny film.", "Two hours I will never get back."])
+    load("outputs/bert_imdb/version_0", quantize="int8")  # faster on a CPU (src/quantize.py)
 """
 
 import importlib
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from src import quantize as quantization
 from src.data.base import ReviewDataModule
 from src.data.collate import Collator
 from src.errors import UserError, reason
@@ -46,16 +48,21 @@ class Predictor:
         return sorted(rows, key=lambda row: row["id"])
 
 
-def load(path: str | Path, device: str = "cpu", batch_size: int = 32) -> Predictor:
+def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: str | None = None) -> Predictor:
     """A `Predictor` from a run folder (its best checkpoint, else last.ckpt), a checkpoint file of this project, or
-    an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json)."""
+    an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json).
+    `quantize="int8"`: the model's Linear layers in dynamic int8, on a CPU (src/quantize.py)."""
+    quantization.check(quantize, device)  # before anything is loaded
     state = check(path)  # the checkpoint is read once
     if state is None:
-        return _load_export(Path(path), device, batch_size)
-    module = _build(state["hyper_parameters"])
-    module.on_load_checkpoint(state)  # as Lightning does before loading: a module may restore what it left out
-    module.load_state_dict(state["state_dict"])
-    return Predictor(module.to(device), _build(state["datamodule_hyper_parameters"]), batch_size)
+        predictor = _load_export(Path(path), device, batch_size)
+    else:
+        module = _build(state["hyper_parameters"])
+        module.on_load_checkpoint(state)  # as Lightning does before loading: a module may restore what it left out
+        module.load_state_dict(state["state_dict"])
+        predictor = Predictor(module.to(device), _build(state["datamodule_hyper_parameters"]), batch_size)
+    predictor.module.model = quantization.quantized(predictor.module.model, quantize, device)
+    return predictor
 
 
 def _load_export(path: Path, device: str, batch_size: int) -> Predictor:

@@ -72,14 +72,14 @@ def too_large(limit: int, max_chars: int):
 class RunAPI(ls.LitAPI):
     """One text per request; LitServe gathers concurrent requests into one `predict` call."""
 
-    def __init__(self, run: str, max_chars: int, **kwargs):
+    def __init__(self, run: str, max_chars: int, quantize: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.run, self.max_chars = run, max_chars
+        self.run, self.max_chars, self.quantize = run, max_chars, quantize
 
     def setup(self, device: str) -> None:
         from src.api import load
 
-        self.predictor = load(self.run, device=device)
+        self.predictor = load(self.run, device=device, quantize=self.quantize)
 
     def decode_request(self, request: Review) -> str:
         text = request.text  # FastAPI checked the body's shape (see one_line_error)
@@ -113,6 +113,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--workers_per_device", type=int, default=1,
                         help="inference processes per device, each with its own copy of the model (about 0.7 GB "
                              "resident each for MiniLM on a CPU); more serve more requests at once on many cores")
+    parser.add_argument("--quantize", choices=["int8"], default=None,
+                        help="int8: the model's Linear layers in dynamic int8, faster on a CPU (src/quantize.py)")
     parser.add_argument("--max_chars", type=int, default=100_000, help="longest text accepted")
     parser.add_argument("--max_payload_mb", type=float, default=None,
                         help="largest request body accepted (default: room for --max_chars characters of any kind)")
@@ -142,15 +144,19 @@ def check_problem(run: str) -> str | None:
 
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
+    device = accelerator(a.accelerator)
+    if a.quantize and device != "cpu":
+        raise UserError(f"--quantize {a.quantize} runs on the CPU, not on {device}; fix: --accelerator cpu, or leave "
+                        "--quantize out")
     # Fail here, with the one-line error (python -m src prints it), not in a worker process; checked in a child so
     # that this process stays free of torch (see the note at the imports).
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
         problem = child.submit(check_problem, a.run).result()
     if problem:
         raise UserError(problem)
-    api = RunAPI(a.run, a.max_chars, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
+    api = RunAPI(a.run, a.max_chars, a.quantize, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)
     limit = payload_limit(a.max_chars, a.max_payload_mb)
-    server = ls.LitServer(api, accelerator=accelerator(a.accelerator), max_payload_size=limit,
+    server = ls.LitServer(api, accelerator=device, max_payload_size=limit,
                           workers_per_device=a.workers_per_device)
     server.app.add_exception_handler(RequestValidationError, one_line_error)
     server.app.add_exception_handler(StarletteHTTPException, too_large(limit, a.max_chars))

@@ -52,3 +52,18 @@ def test_doc_keeps_what_is_around_the_table(bench):
     bench.DOC.write_text(f"intro\n{start}\nold table\n{end}\nafter\n")
     bench.write_doc("new table")
     assert bench.DOC.read_text() == f"intro\n{start}\nnew table\n{end}\nafter\n"
+
+
+def test_the_inference_table_names_every_arm_and_why_one_was_skipped(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("inference", Path("benchmarks/inference.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "DOC", tmp_path / "benchmarks.md")
+    meta = {"n": 10, "max_length": 256, "batch_size": 32, "threads": 2, "cpu_capability": "AVX2", "rounds": 3,
+            "date": "today", "run": "r", "skipped": {"OpenVINO": "not installed (openvino)"}}
+    rows = [{"arm": arm, "reviews_per_s": rate, "speedup_over_pipeline": rate / 10, "accuracy": 0.9,
+             "agreement_with_predict_fp32": 1.0} for arm, rate in (("pipeline", 10.0), ("predict (fp32)", 15.0))]
+    lines = module.write_table(meta, rows).splitlines()
+    assert "| predict (fp32) | 15.0 | 1.50x | 0.900 | 1.000 |" in lines
+    assert "| OpenVINO | skipped: not installed (openvino) | | | |" in lines
+    assert "10 test reviews" in lines[0] and "<!-- inference:start -->" in module.DOC.read_text()

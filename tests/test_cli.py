@@ -243,6 +243,33 @@ def test_the_python_api_predicts_what_predict_writes(fitted, tmp_path):
             assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
 
 
+def test_int8_predicts_nearly_what_full_precision_predicts_from_python_and_the_cli(fitted, tmp_path):
+    import torch
+
+    from src.api import load
+    from src.errors import UserError
+
+    run, args = fitted
+    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
+    full, int8 = load(run), load(run, quantize="int8")
+    layers = [type(m) for m in int8.module.model.modules()]
+    assert torch.nn.Linear not in layers and torch.ao.nn.quantized.dynamic.Linear in layers
+    assert torch.nn.Linear in [type(m) for m in full.module.model.modules()]  # the full-precision model is untouched
+    want, got = full.predict(texts), int8.predict(texts)
+    for a, b in zip(want, got):
+        assert a["text"] == b["text"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
+        assert b["probabilities"] != a["probabilities"]  # int8 did run
+    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
+    rows = predict_rows([*args, "--trainer.callbacks+=src.callbacks.DynamicInt8"], ckpt, texts, tmp_path)
+    for a, b in zip(got, rows):
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=0.01)
+    # full precision predicts what the Python API does to 1e-5 (test above): these rows are int8's
+    assert max(abs(a["probabilities"][0] - b["probabilities"][0]) for a, b in zip(want, rows)) > 1e-5
+    for how, device, problem in (("int4", "cpu", "quantize 'int4' is not known"), ("int8", "cuda", "runs on the CPU")):
+        with pytest.raises(UserError, match=problem):
+            load(run, device=device, quantize=how)
+
+
 def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
     from src.api import load
     from src.errors import UserError

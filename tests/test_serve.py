@@ -164,3 +164,11 @@ def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it s
             break
         time.sleep(0.25)
     assert [w for w in workers if running(w)] == []
+
+
+def test_int8_on_a_gpu_is_refused_in_one_line_before_anything_starts(tmp_path):
+    from src.errors import UserError
+    from src.serve import main
+
+    with pytest.raises(UserError, match="--quantize int8 runs on the CPU, not on cuda; fix: --accelerator cpu"):
+        main([str(tmp_path), "--accelerator", "cuda", "--quantize", "int8"])
