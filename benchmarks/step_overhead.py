@@ -4,8 +4,9 @@ on the same reviews (batches of 16 at max length 64, AdamW, linear schedule with
   trainer  the Hugging Face `Trainer` (its defaults: progress bar, logging every 10 steps as the recipe does);
   fit      this project's fit with the recipe's callbacks (`configs/bert_imdb.yaml`: checkpoints every 50 steps,
            learning-rate monitor, throughput, progress bar, logging every 10 steps), validation off.
-Each arm trains S and then 2S steps from a fresh model; (time(2S) - time(S)) / S is its cost per step without its
-start-up (model, optimizer, tokenized cache, the first batch). Arms alternate round by round; medians over rounds.
+Each arm trains 2S steps from a fresh model and notes when every step starts; the time from the start of step S to the
+end of step 2S, over S, is its cost per step without its start-up (model, optimizer, tokenized cache, the first
+batches) and with what it does every N steps (logging, checkpoints). Arms alternate round by round; medians over rounds.
 One intra-op thread (`--threads`): the maths is tiny, the cost measured is Python's, and a second thread only adds
 waits at every op's barrier (many times the step itself when another process shares the cores).
 
@@ -29,6 +30,11 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "outputs/bench/step_overhead.json"
 TOKENIZER = "sentence-transformers/all-MiniLM-L6-v2"
 BATCH, LENGTH, LR = 16, 64, 1e-4
+
+
+def now() -> tuple[float, float]:
+    """Wall time, and this process's CPU time: on a shared machine, time the process was not running is not its cost."""
+    return time.perf_counter(), time.process_time()
 
 
 def tiny_model(folder: Path) -> str:
@@ -67,52 +73,73 @@ def plain(model_dir: str, train, steps: int) -> float:
 
     from src.pretrained import load_tokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where the Trainer and fit put it
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, fused=True)  # as the Trainer and fit
     schedule = get_linear_schedule_with_warmup(opt, int(0.1 * steps), steps)
     loader = DataLoader(train, batch_size=BATCH, shuffle=True, collate_fn=DataCollatorWithPadding(load_tokenizer(
         model_dir)))
-    start = time.perf_counter()
+    starts = []
     for step, batch in zip(range(steps), loader):
-        loss = model(**batch).loss
+        starts.append(now())  # after the batch is fetched, as in the Trainer and in fit
+        loss = model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()}).loss
         loss.backward()
         opt.step()
         schedule.step()
         opt.zero_grad(set_to_none=True)
         if step % 10 == 0:
             loss.item()  # what logging every 10 steps reads
-    return time.perf_counter() - start
+    return starts + [now()]
 
 
-def trainer(model_dir: str, train, steps: int, out: Path) -> float:
-    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
+def trainer(model_dir: str, train, steps: int, out: Path) -> list[float]:
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     from src.pretrained import load_tokenizer
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.starts = []
+
+        def on_step_begin(self, args, state, control, **kwargs) -> None:
+            self.starts.append(now())
+
+        def on_train_end(self, args, state, control, **kwargs) -> None:
+            self.starts.append(now())
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
                              weight_decay=0.01, warmup_steps=int(0.1 * steps), lr_scheduler_type="linear",
                              logging_steps=10, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
                              seed=42)
+    clock = Clock()
     run = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(
-        load_tokenizer(model_dir)))
-    start = time.perf_counter()
+        load_tokenizer(model_dir)), callbacks=[clock])
     run.train()
-    return time.perf_counter() - start
+    return clock.starts
 
 
-def fit(model_dir: str, steps: int, out: Path, cache: Path, n: int) -> float:
-    """`python -m src fit` in this process, timed around `trainer.fit` (a callback notes when fit starts)."""
+def fit(model_dir: str, steps: int, out: Path, cache: Path, n: int) -> list[float]:
+    """`python -m src fit` in this process (a callback notes when every step starts)."""
     from lightning.pytorch.callbacks import Callback
 
     from src.cli import main
 
     class Clock(Callback):
-        def on_train_start(self, trainer, module) -> None:
-            self.start = time.perf_counter()
+        def __init__(self):
+            self.starts = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            self.starts.append(now())
 
         def on_train_end(self, trainer, module) -> None:
-            self.end = time.perf_counter()
+            self.starts.append(now())
 
     clock = Clock()
     cli = main(["--config", "configs/bert_imdb.yaml", "--model.init_args.model_name", model_dir,
@@ -121,12 +148,12 @@ def fit(model_dir: str, steps: int, out: Path, cache: Path, n: int) -> float:
                 "--trainer.precision", "32-true", "--trainer.logger.init_args.save_dir", str(out)], run=False)
     cli.trainer.callbacks.append(clock)
     cli.trainer.fit(cli.model, cli.datamodule)
-    return clock.end - clock.start
+    return clock.starts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=200, help="S: each arm trains S and 2S steps")
+    parser.add_argument("--steps", type=int, default=200, help="S: each arm trains 2S steps, timed over the last S")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--arms", nargs="+", default=["plain", "trainer", "fit"])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -139,24 +166,28 @@ def main() -> None:
     run = {"plain": lambda s, i: plain(model_dir, train, s),
            "trainer": lambda s, i: trainer(model_dir, train, s, tmp / f"trainer{i}"),
            "fit": lambda s, i: fit(model_dir, s, tmp / f"fit{i}", tmp / "cache", n)}
-    per_step = {arm: [] for arm in args.arms}
+    per_step = ({arm: [] for arm in args.arms}, {arm: [] for arm in args.arms})  # wall, CPU
     for r in range(args.rounds + 1):  # round 0 warms up (imports, caches) and is dropped
         for arm in args.arms:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                short = run[arm](args.steps, f"{r}s")
-                long = run[arm](2 * args.steps, f"{r}l")
+                starts = run[arm](2 * args.steps, r)
+            if len(starts) != 2 * args.steps + 1:
+                raise SystemExit(f"error: {arm} timed {len(starts) - 1} steps, not {2 * args.steps}")
             if r:
-                per_step[arm].append((long - short) / args.steps)
-    median = {arm: statistics.median(t) for arm, t in per_step.items()}
+                for clock in (0, 1):
+                    per_step[clock][arm].append((starts[-1][clock] - starts[args.steps][clock]) / args.steps)
     result = {"steps": args.steps, "batch": BATCH, "max_length": LENGTH, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "ms_per_step": {a: 1000 * t for a, t in median.items()},
-              "vs_plain": {a: t / median["plain"] for a, t in median.items()} if "plain" in median else {},
-              "all_ms_per_step": {a: [1000 * x for x in t] for a, t in per_step.items()}}
+              "threads": torch.get_num_threads()}
+    for clock, name in enumerate(("wall", "cpu")):
+        median = {arm: statistics.median(t) for arm, t in per_step[clock].items()}
+        result[name] = {"ms_per_step": {a: 1000 * t for a, t in median.items()},
+                        "vs_plain": {a: t / median["plain"] for a, t in median.items()} if "plain" in median else {},
+                        "all_ms_per_step": {a: [1000 * x for x in t] for a, t in per_step[clock].items()}}
+        for arm, t in median.items():
+            ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
+            print(f"{name:4s} {arm:8s} {1000 * t:7.2f} ms/step{ratio}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2))
-    for arm, t in median.items():
-        ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
-        print(f"{arm:8s} {1000 * t:7.2f} ms/step{ratio}")
     print("->", OUT)
 
 

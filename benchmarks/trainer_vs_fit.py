@@ -9,9 +9,10 @@ Arms, each in a fresh process (so that its peak memory is its own), alternating 
        its speed only, and
   B32  B in fp32: the fastest the Trainer goes on such a CPU, and the arm C must beat;
   C    this project's fit: `python -m src fit --config configs/bench_fit.yaml`, timed around `trainer.fit`
-       and `trainer.validate`.
-All arms train one epoch on the same `--n_train` reviews (the first of configs/bert_imdb.yaml's training
-split, cleaned of HTML line breaks) and score the same `--n_val` held-out reviews.
+       and `trainer.validate`;
+  C32  C in fp32 (32-true).
+All arms train `--epochs` epochs (one by default) on the same `--n_train` reviews (the first of configs/bert_imdb.yaml's
+training split, cleaned of HTML line breaks) and score the same `--n_val` held-out reviews.
 
 To run: make bench   (or .venv/bin/python benchmarks/trainer_vs_fit.py; writes outputs/bench/trainer_vs_fit.json
 and the table in docs/benchmarks.md)
@@ -45,6 +46,7 @@ DESCRIBE = {
     "B": "Trainer, DataCollatorWithPadding, group_by_length, bf16",
     "B32": "B in fp32",
     "C": "this project's fit (configs/bench_fit.yaml)",
+    "C32": "C in fp32",
 }
 
 
@@ -92,7 +94,7 @@ def run_trainer(arm: str, length: int, args) -> dict:
             output_dir=out, per_device_train_batch_size=args.batch_size,
             per_device_eval_batch_size=args.eval_batch_size,
             learning_rate=LR, weight_decay=WEIGHT_DECAY, warmup_steps=WARMUP, lr_scheduler_type="linear",
-            num_train_epochs=1, max_steps=steps, bf16=bf16, use_cpu=not torch.cuda.is_available(),
+            num_train_epochs=args.epochs, max_steps=steps, bf16=bf16, use_cpu=not torch.cuda.is_available(),
             train_sampling_strategy="random" if arm == "A" else "group_by_length",
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none", seed=SEED,
             dataloader_num_workers=0, disable_tqdm=True,
@@ -108,8 +110,8 @@ def run_trainer(arm: str, length: int, args) -> dict:
         start = time.perf_counter()
         metrics = trainer.evaluate()
         eval_s = time.perf_counter() - start
-    n = len(train) if steps < 0 else min(len(train), steps * args.batch_size)
-    lengths = [sum(m) for m in train["attention_mask"]]
+    n = len(train) * args.epochs if steps < 0 else min(len(train), steps * args.batch_size)
+    lengths = [sum(m) for m in train["attention_mask"]] * args.epochs
     # With max_steps the Trainer's random or grouped order is not known here: count the mean review's tokens.
     real = sum(lengths) if steps < 0 else round(n * sum(lengths) / len(lengths))
     return {"train_samples": n, "train_s": train_s, "real_tokens": real, "lengths": lengths if steps < 0 else None,
@@ -117,12 +119,14 @@ def run_trainer(arm: str, length: int, args) -> dict:
             "val_acc": metrics["eval_acc"] if steps < 0 else None, "precision": "bf16" if bf16 else "fp32"}
 
 
-def run_fit(length: int, args) -> dict:
+def run_fit(length: int, args, precision: str | None) -> dict:
     from src.cli import main
 
     cli = main(["--config", str(ROOT / "configs/bench_fit.yaml"), f"--data.max_length={length}",
                 f"--data.limit_train={args.n_train}", f"--data.limit_val={args.n_val}",
-                f"--data.batch_size={args.batch_size}", f"--data.eval_batch_size={args.eval_batch_size}"], run=False)
+                f"--data.batch_size={args.batch_size}", f"--data.eval_batch_size={args.eval_batch_size}",
+                f"--trainer.max_epochs={args.epochs}", *([f"--trainer.precision={precision}"] if precision else [])],
+               run=False)
     dm, trainer = cli.datamodule, cli.trainer
     dm.prepare_data()  # tokenize and cache before the clock, as the Trainer arms tokenize before theirs
     dm.setup("fit")
@@ -135,7 +139,7 @@ def run_fit(length: int, args) -> dict:
     start = time.perf_counter()
     (metrics,) = trainer.validate(cli.model, datamodule=dm, verbose=False)
     eval_s = time.perf_counter() - start
-    lengths = list(dm.splits["train"]["length"])
+    lengths = list(dm.splits["train"]["length"]) * args.epochs
     return {"train_samples": len(lengths), "train_s": train_s, "real_tokens": sum(lengths), "lengths": lengths,
             "padded_tokens": None, "eval_samples": len(dm.splits["validation"]), "eval_s": eval_s,
             "val_acc": metrics["val/acc"], "precision": str(trainer.precision)}
@@ -149,7 +153,13 @@ def _fast_bf16() -> bool:
 
 def child(arm: str, length: int, args) -> None:
     start = time.perf_counter()
-    result = run_fit(length, args) if arm == "C" else run_trainer(arm, length, args)
+    if args.no_cudnn_sdpa and torch.cuda.is_available():
+        # cuDNN's attention builds a graph per new input shape; dynamic padding makes many shapes (docs/benchmarks.md)
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    if arm.startswith("C"):
+        result = run_fit(length, args, "32-true" if arm == "C32" else None)
+    else:
+        result = run_trainer(arm, length, args)
     result |= {"arm": arm, "length": length, "wall_s": time.perf_counter() - start,
                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
     Path(args.result).write_text(json.dumps(result))
@@ -172,8 +182,9 @@ def figures(r: dict, shape: tuple[int, int, int], peaks: dict) -> dict:
 def table(results: list[dict], meta: dict) -> str:
     rows = [f"Arms at max length {', '.join(map(str, meta['lengths']))}; {meta['n_train']} training reviews, "
             f"{meta['n_val']} validation reviews, batch {meta['batch_size']}, learning rate {LR} "
-            "(linear, 10% warm-up), "
-            f"one epoch. {meta['machine']}; matmul peak fp32 {meta['peaks']['fp32'] / 1e9:.0f} GFLOP/s, "
+            f"(linear, 10% warm-up), {meta.get('epochs', 1)} epoch(s)"
+            + (", cuDNN attention off" if meta.get("no_cudnn_sdpa") else "")
+            + f". {meta['machine']}; matmul peak fp32 {meta['peaks']['fp32'] / 1e9:.0f} GFLOP/s, "
             f"bf16 {meta['peaks']['bf16'] / 1e9:.1f} GFLOP/s. Measured {meta['date']} by `{meta['command']}`.", "",
             "| max len | arm | train samples/s | real tokens/s | train wall s | MFU (fp32 peak) | peak RSS GB "
             "| val acc | eval samples/s | C / arm (samples/s) |",
@@ -188,28 +199,33 @@ def table(results: list[dict], meta: dict) -> str:
                 mfu += f" ({f['mfu_own_peak']:.1%} of {'bf16' if 'bf16' in r['precision'] else 'fp32'})"
             acc = f"{r['val_acc']:.4f}" if r["val_acc"] is not None else "n/a (speed only)"
             ratio = f"{c['figures']['train_samples_per_s'] / f['train_samples_per_s']:.2f}" if c and arm != "C" else ""
-            steps = "" if r["train_samples"] == meta["n_train"] else f" ({r['train_samples']} samples)"
+            full = meta["n_train"] * meta.get("epochs", 1)
+            steps = "" if r["train_samples"] == full else f" ({r['train_samples']} samples)"
             rows.append(f"| {length} | {arm}: {DESCRIBE[arm]}{steps} | {f['train_samples_per_s']:.2f} | "
                         f"{f['tokens_per_s']:.0f} | {r['train_s']:.0f} | {mfu} | {r['peak_rss_gb']:.2f} | {acc} | "
                         f"{f['eval_samples_per_s']:.1f} | {ratio} |")
     return "\n".join(rows)
 
 
-def write_doc(text: str) -> None:
+def write_doc(text: str, tag: str = "") -> None:
     from src.doc_tables import write_between_markers
 
-    write_between_markers(DOC, MARKER, text)
+    write_between_markers(DOC, f"{MARKER}_{tag}" if tag else MARKER, text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arms", default="A,B,B32,C", help="comma-separated arms to run")
     parser.add_argument("--lengths", default="256,512", help="comma-separated max lengths")
-    parser.add_argument("--n_train", type=int, default=2000, help="training reviews (one epoch)")
+    parser.add_argument("--n_train", type=int, default=2000, help="training reviews")
     parser.add_argument("--n_val", type=int, default=1000, help="held-out reviews scored after training")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--eval_batch_size", type=int, default=32)
     parser.add_argument("--bf16_steps", type=int, default=3, help="arm B's steps where bf16 is emulated")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the training reviews")
+    parser.add_argument("--no_cudnn_sdpa", action="store_true",
+                        help="on a GPU, keep PyTorch's attention off its cuDNN kernel (every arm)")
+    parser.add_argument("--tag", default="", help="a name for this setting: its own JSON and table in the doc")
     parser.add_argument("--child", nargs=2, metavar=("ARM", "LENGTH"), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -229,17 +245,20 @@ def main() -> None:
     arms, lengths = args.arms.split(","), [int(x) for x in args.lengths.split(",")]
     meta = {"command": " ".join(["python", "benchmarks/trainer_vs_fit.py", *sys.argv[1:]]),
             "date": time.strftime("%Y-%m-%d"), "lengths": lengths, "n_train": args.n_train, "n_val": args.n_val,
+            "epochs": args.epochs, "no_cudnn_sdpa": args.no_cudnn_sdpa,
             "batch_size": args.batch_size, "peaks": peaks, "shape": shape, "torch_threads": torch.get_num_threads(),
             "machine": (f"{torch.cuda.get_device_name()}, " if DEVICE == "cuda" else "")
                        + f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                        f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()})"}
+    out = OUT.with_name(f"{OUT.stem}_{args.tag}.json") if args.tag else OUT
     results = []
     for i, length in enumerate(lengths):
         for arm in arms if i % 2 == 0 else arms[::-1]:  # alternate the order: drift hits no arm alone
             with tempfile.NamedTemporaryFile(suffix=".json") as f:
                 cmd = [sys.executable, __file__, "--child", arm, str(length), "--result", f.name,
                        *[f"--{k}={getattr(args, k)}" for k in ("n_train", "n_val", "batch_size", "eval_batch_size",
-                                                             "bf16_steps")]]
+                                                             "bf16_steps", "epochs")],
+                       *(["--no_cudnn_sdpa"] if args.no_cudnn_sdpa else [])]
                 print(f"[{time.strftime('%H:%M:%S')}] arm {arm}, max length {length}", flush=True)
                 subprocess.run(cmd, check=True, cwd=ROOT)
                 r = json.loads(Path(f.name).read_text())
@@ -247,11 +266,11 @@ def main() -> None:
             print(f"  {json.dumps(r['figures'])}, val acc {r['val_acc']}, peak RSS {r['peak_rss_gb']:.2f} GB",
                   flush=True)
             results.append(r)
-            OUT.parent.mkdir(parents=True, exist_ok=True)  # after every arm: an interrupted run keeps what it did
-            OUT.write_text(json.dumps({"meta": meta, "results": [{k: v for k, v in x.items() if k != "lengths"}
+            out.parent.mkdir(parents=True, exist_ok=True)  # after every arm: an interrupted run keeps what it did
+            out.write_text(json.dumps({"meta": meta, "results": [{k: v for k, v in x.items() if k != "lengths"}
                                                                  for x in results]}, indent=2))
-    write_doc(table(results, meta))
-    print(f"-> {OUT}, {DOC}")
+    write_doc(table(results, meta), args.tag)
+    print(f"-> {out}, {DOC}")
 
 
 if __name__ == "__main__":

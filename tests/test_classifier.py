@@ -73,7 +73,6 @@ def test_predict_step_returns_labels_and_probabilities(tiny_bert):
     assert out["label_name"] == [["negative", "positive"][i] for i in out["label"]]
 
 
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log")  # a bare step, no trainer
 def test_soft_targets_train_on_the_teachers_probabilities(tiny_bert):
     model = SequenceClassifier(tiny_bert)
     batch = {"input_ids": torch.tensor([[101, 2023, 102], [101, 2045, 102]]), "attention_mask": torch.ones(2, 3).long(),
@@ -81,3 +80,32 @@ def test_soft_targets_train_on_the_teachers_probabilities(tiny_bert):
     loss = model.training_step(batch, 0)["loss"]
     log_probs = model(batch).float().log_softmax(-1)
     assert loss.item() == pytest.approx(-(batch["labels"] * log_probs).sum(1).mean().item(), rel=1e-5)
+
+
+
+class Recording(SequenceClassifier):
+    """Notes every step's loss and every `self.log` call, with the step it happened at."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.step_losses, self.logged = {}, []
+
+    def training_step(self, batch, batch_idx):
+        out = super().training_step(batch, batch_idx)
+        self.step_losses[self.global_step] = out["loss"].item()
+        return out
+
+    def log(self, name, value, **kwargs):
+        self.logged.append((self.global_step, name, value))
+        super().log(name, value, **kwargs)
+
+
+def test_the_training_loss_is_logged_on_the_steps_the_logger_writes_with_that_steps_value(tiny_bert, data, tmp_path):
+    """`self.log` costs about 1 ms a call and, for a progress-bar value on a GPU, a host sync every step: the loss is
+    logged every `log_every_n_steps` steps only, as a CPU tensor holding that step's loss."""
+    model = Recording(tiny_bert)
+    trainer(tmp_path, max_steps=7, log_every_n_steps=3, limit_val_batches=0).fit(model, datamodule=data)
+    train = [(step, value) for step, name, value in model.logged if name == "train/loss"]
+    assert [step for step, _ in train] == [2, 5]  # during a step, global_step counts those before: steps 3 and 6
+    assert all(value.device.type == "cpu" for _, value in train)
+    assert [value.item() for _, value in train] == pytest.approx([model.step_losses[2], model.step_losses[5]])

@@ -26,7 +26,7 @@ class Throughput(Callback):
                 `torch.matmul` is timed on the device when fit starts.
         """
         self.peak_flops = peak_flops
-        self.start, self.samples, self.tokens, self.flops = None, 0, None, None
+        self.start, self.samples, self.lengths = None, 0, []  # the window since the last log
         self.paused = 0.0  # when the running validation started
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -50,21 +50,21 @@ class Throughput(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
+        if trainer.logger is None:
+            return
         ids = batch["input_ids"]
         self.samples += len(ids)
         mask = batch.get("attention_mask")
-        lengths = mask.sum(1) if mask is not None else ids.new_full((len(ids),), ids.shape[1])
-        # Summed on the device: no host sync until the log below.
-        tokens, flops = lengths.sum(), train_flops(lengths, *self.shape)
-        self.tokens = tokens if self.tokens is None else self.tokens + tokens
-        self.flops = flops if self.flops is None else self.flops + flops
-        if trainer.global_step % trainer.log_every_n_steps == 0 and trainer.logger is not None:
+        # One small op a step, kept on the device (no host sync); tokens and FLOPs are summed at the log below.
+        self.lengths.append(mask.sum(1) if mask is not None else ids.new_full((len(ids),), ids.shape[1]))
+        if trainer.global_step % trainer.log_every_n_steps == 0:
             elapsed = time.perf_counter() - self.start
             world = trainer.world_size
-            flops_per_sec = self.flops.item() / elapsed  # one process
+            lengths = torch.cat(self.lengths)
+            flops_per_sec = train_flops(lengths, *self.shape).item() / elapsed  # one process
             trainer.logger.log_metrics({"train/samples_per_sec": world * self.samples / elapsed,
-                                        "train/tokens_per_sec": world * self.tokens.item() / elapsed,
+                                        "train/tokens_per_sec": world * lengths.sum().item() / elapsed,
                                         "train/tflops_per_sec": world * flops_per_sec / 1e12,
                                         "train/mfu": flops_per_sec / self.peak_flops},
                                        step=trainer.global_step)
-            self.start, self.samples, self.tokens, self.flops = time.perf_counter(), 0, None, None
+            self.start, self.samples, self.lengths = time.perf_counter(), 0, []

@@ -80,7 +80,7 @@ class CausalLM(HFModule):
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss = self(batch)
         if stage == "train":
-            self.log("train/loss", loss, prog_bar=True)
+            self.log_train_loss(loss)
             return loss
         # Packed blocks are all full, so a mean over blocks is a mean over tokens.
         self.log_loss(stage, loss, weight=len(batch["input_ids"]))

@@ -53,7 +53,7 @@ class SequenceClassifier(HFModule):
         logits = self(batch).float()
         loss = nn.functional.cross_entropy(logits, batch["labels"])
         if stage == "train":
-            self.log("train/loss", loss, prog_bar=True)
+            self.log_train_loss(loss)
             return {"loss": loss}
         probs = logits.softmax(-1)
         self.metrics[stage].update(class_scores(probs), batch["labels"])

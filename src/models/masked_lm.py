@@ -78,7 +78,7 @@ class MaskedLM(HFModule):
     def _common_step(self, batch: dict, stage: str) -> torch.Tensor:
         loss, logits, targets = self(batch)
         if stage == "train":
-            self.log("train/loss", loss, prog_bar=True)
+            self.log_train_loss(loss)
             return loss
         self.log_loss(stage, loss, weight=len(targets))  # means over every masked token of the epoch
         self.ppl[stage].update(loss, weight=len(targets))
