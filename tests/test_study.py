@@ -87,6 +87,21 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
                         str(Path(approach.requires.path).parent), approach.name
 
 
+@pytest.mark.parametrize("path", sorted(p for p in Path("configs/studies").glob("*.yaml")
+                                         if "python -m src study " in p.read_text()))
+def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_imdb, capsys):  # demonstrations: mirror
+    """Each study file: fields known, and every approach's run line parses with the CLI (as a run would start)."""
+    from src.cli import main
+
+    study = load_study(path)
+    assert plan(study)
+    for approach in study.approaches:
+        args = fit_args(study, approach, min(study.budgets), 0, study.folder() / "runs" / "x" / "n16_seed0")
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", *args, "--print_config"])
+        assert exit_.value.code == 0, (path, approach.name, capsys.readouterr().err)
+
+
 def export_folder(args: list[str], capsys) -> str:
     """Where a `fit` command line's HFExport writes `last` and `best`."""
     from src.cli import main

@@ -10,7 +10,8 @@ from src.models.classifier import SequenceClassifier
 from src.models.in_context import InContextClassifier
 from src.models.linear_probe import LinearProbe
 from src.models.masked_lm import MaskedLM
+from src.models.setfit import SetFit
 from src.models.zero_shot import ZeroShotClassifier
 
 __all__ = ["HFModule", "SequenceClassifier", "CausalLM", "MaskedLM", "ZeroShotClassifier", "InContextClassifier",
-           "LinearProbe"]
+           "LinearProbe", "SetFit"]

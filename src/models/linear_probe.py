@@ -35,9 +35,7 @@ class LinearProbe(OnePassFit, SequenceClassifier):
 
     @torch.no_grad()
     def embed(self, batch: dict) -> torch.Tensor:
-        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        mask = batch["attention_mask"][..., None].to(hidden.dtype)
-        return nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).float()
+        return mean_pooled(self.model, batch)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.embed(batch))
@@ -46,18 +44,28 @@ class LinearProbe(OnePassFit, SequenceClassifier):
         return self.embed(batch), batch["labels"]
 
     def solve(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Logistic regression on the embeddings: one full-batch L-BFGS solve of the penalised cross-entropy."""
-        with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
-            x, y = x.clone(), y.clone()
-            nn.init.zeros_(self.head.weight), nn.init.zeros_(self.head.bias)
-            optimizer = torch.optim.LBFGS(self.head.parameters(), max_iter=self.hparams.max_iter,
-                                          line_search_fn="strong_wolfe")
+        fit_logistic_regression(self.head, x, y, self.hparams.l2, self.hparams.max_iter)
 
-            def loss() -> torch.Tensor:
-                optimizer.zero_grad()
-                value = nn.functional.cross_entropy(self.head(x), y)
-                value = value + self.hparams.l2 * self.head.weight.square().sum()
-                value.backward()
-                return value
 
-            optimizer.step(loss)
+def mean_pooled(model: PreTrainedModel, batch: dict) -> torch.Tensor:
+    """Sentence embeddings as sentence-transformers makes them for MiniLM: the mean over real tokens, L2-normalised."""
+    hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    mask = batch["attention_mask"][..., None].to(hidden.dtype)
+    return nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).float()
+
+
+def fit_logistic_regression(head: nn.Linear, x: torch.Tensor, y: torch.Tensor, l2: float, max_iter: int) -> None:
+    """Logistic regression on the embeddings `x`: one full-batch L-BFGS solve of the penalised cross-entropy, from
+    zero weights, as scikit-learn's `LogisticRegression` would."""
+    with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
+        x, y = x.detach().clone(), y.clone()
+        nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
+        optimizer = torch.optim.LBFGS(head.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+
+        def loss() -> torch.Tensor:
+            optimizer.zero_grad()
+            value = nn.functional.cross_entropy(head(x), y) + l2 * head.weight.square().sum()
+            value.backward()
+            return value
+
+        optimizer.step(loss)
