@@ -292,3 +292,37 @@ def test_soft_labels_add_the_teachers_reviews_with_their_probabilities(tiny_bert
     teacher.write_text(json.dumps({"text": "no probabilities"}) + "\n")
     with pytest.raises(UserError, match="lacks `text` or 2 `probabilities`"):
         fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=0, soft_labels=str(teacher)))
+
+
+def test_sharpening_raises_probabilities_to_one_over_t_and_one_keeps_them():
+    from src.data.soft_labels import sharpen
+
+    probs = [[0.2, 0.8], [0.5, 0.5]]
+    assert sharpen(probs, 1.0) == probs
+    (a, b) = sharpen(probs, 0.5)
+    assert a == pytest.approx([0.04 / 0.68, 0.64 / 0.68]) and b == pytest.approx([0.5, 0.5])
+    assert sharpen([[1e-30, 1.0]], 0.01)[0] == pytest.approx([0.0, 1.0])  # no underflow to NaN
+    with pytest.raises(UserError, match="temperature above 0"):
+        sharpen(probs, 0.0)
+
+
+def test_the_confident_selection_keeps_the_most_confident_reviews_of_each_class():
+    from src.data.soft_labels import most_confident
+
+    probs = [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.95, 0.05], [0.45, 0.55], [0.3, 0.7]]
+    assert most_confident(probs, 2) == [0, 2, 3, 5]  # class 0: rows 3, 0; class 1: rows 2, 5
+    assert most_confident(probs, 10) == list(range(6))  # a class with fewer keeps all it has
+    with pytest.raises(UserError, match="give 1 or more"):
+        most_confident(probs, 0)
+
+
+def test_the_data_module_sharpens_and_selects_the_teachers_reviews(tiny_bert, imdb_dir, tmp_path):
+    teacher = tmp_path / "predictions.jsonl"
+    rows = [{"text": "fine", "probabilities": [0.4, 0.6]}, {"text": "superb", "probabilities": [0.1, 0.9]},
+            {"text": "awful", "probabilities": [0.8, 0.2]}]
+    teacher.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=0, soft_labels=str(teacher),
+                              soft_labels_per_class=1, soft_label_temperature=0.5))
+    train = dm.splits["train"]
+    assert [dm.tokenizer.decode(x, skip_special_tokens=True) for x in train["input_ids"]] == ["superb", "awful"]
+    assert train["label"] == [pytest.approx([1 / 82, 81 / 82]), pytest.approx([0.64 / 0.68, 0.04 / 0.68])]

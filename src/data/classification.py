@@ -7,14 +7,13 @@ which the classifier's cross-entropy takes as they are, and a human label is a o
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
-import json
-from pathlib import Path
 from typing import Literal
 
 import datasets
 
 from src.data.base import ReviewDataModule
 from src.data.selection import balanced_sample
+from src.data.soft_labels import most_confident, read_soft_labels, sharpen
 from src.data.text import tokenize
 from src.errors import UserError
 
@@ -31,6 +30,8 @@ class ClassificationDataModule(ReviewDataModule):
         label_budget: int | None = None,
         label_seed: int = 0,
         soft_labels: str | None = None,
+        soft_label_temperature: float = 1.0,
+        soft_labels_per_class: int | None = None,
         **kwargs,
     ):
         """
@@ -45,6 +46,10 @@ class ClassificationDataModule(ReviewDataModule):
             label_seed: seed of that sample.
             soft_labels: a teacher's predictions (`predictions.jsonl` of `python -m src predict`: `text` and
                 `probabilities` a line) to train on as well, with its probabilities as targets (distillation).
+            soft_label_temperature: the teacher's probabilities to the power 1 / T, renormalised: below 1 sharpens
+                them, 1 keeps them (src/data/soft_labels.py).
+            soft_labels_per_class: keep only the teacher's reviews it is most confident of, this many per class
+                (self-training's confident, class-balanced selection); None: all of them.
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
         super().__init__(**kwargs)
@@ -70,6 +75,10 @@ class ClassificationDataModule(ReviewDataModule):
         if hp.soft_labels is None:
             return train
         texts, probs = read_soft_labels(hp.soft_labels, hp.num_labels)
+        if hp.soft_labels_per_class is not None:
+            keep = most_confident(probs, hp.soft_labels_per_class)
+            texts, probs = [texts[i] for i in keep], [probs[i] for i in keep]
+        probs = sharpen(probs, hp.soft_label_temperature)
         labels = [[float(y == c) for c in range(hp.num_labels)] for y in train["label"]] + probs
         ids = list(train["input_ids"]) + self.predict_ids(texts)
         return datasets.Dataset.from_dict({"input_ids": ids, "label": labels, "length": [len(x) for x in ids]})
@@ -83,17 +92,3 @@ class ClassificationDataModule(ReviewDataModule):
                 f"0..{n - 1}; fix: relabel the data or set data.num_labels"
             )
 
-
-def read_soft_labels(path: str, num_labels: int) -> tuple[list[str], list[list[float]]]:
-    """The reviews and class probabilities of a predictions file."""
-    if not Path(path).is_file():
-        raise UserError(f"data.soft_labels {path!r} does not exist; fix: write it with `python -m src predict` and a "
-                        "teacher's checkpoint (see configs/studies/label_budget.yaml, the distilled approach)")
-    # Lines end at "\n" only: splitlines would also cut a review at U+2028 or U+0085 inside it.
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
-    bad = next((i for i, r in enumerate(rows) if "text" not in r or len(r.get("probabilities") or []) != num_labels),
-               None)
-    if not rows or bad is not None:
-        raise UserError(f"line {(bad or 0) + 1} of data.soft_labels {path!r} lacks `text` or {num_labels} "
-                        "`probabilities`; fix: use the predictions.jsonl that `python -m src predict` writes")
-    return [r["text"] for r in rows], [r["probabilities"] for r in rows]
