@@ -11,7 +11,7 @@ import yaml
 
 from src.errors import UserError
 from src.studies.report import report
-from src.studies.run import fit_args
+from src.studies.run import fit_args, seeded
 from src.studies.runner import plan, read_rows
 from src.studies.schema import load_study, parse_study
 
@@ -100,6 +100,11 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
         with pytest.raises(SystemExit) as exit_:
             main(["fit", *args, "--print_config"])
         assert exit_.value.code == 0, (path, approach.name, capsys.readouterr().err)
+        for cmd in approach.requires.commands if approach.requires else []:  # its prerequisites' command lines too
+            if cmd[1:3] == ["-m", "src"]:
+                with pytest.raises(SystemExit) as exit_:
+                    main([*seeded(cmd[3:], 0, min(study.budgets)), "--print_config"])
+                assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
 def export_folder(args: list[str], capsys) -> str:
@@ -267,6 +272,28 @@ def test_a_prerequisite_runs_once_per_seed_and_again_when_a_config_it_names_chan
     assert runs(0) == 1 and runs(0) == 1 and runs(1) == 1  # once per seed, then kept
     config.write_text("prompt: b\n")
     assert runs(0) == 2  # the config changed: prepared again
+
+
+def test_a_prerequisite_that_names_the_label_budget_runs_once_per_budget_and_seed(tmp_path):
+    from src.studies.approach import Requires
+    from src.studies.kinds import KINDS
+    from src.studies.run import fit_args
+    from src.studies.runner import prepare
+
+    made = tmp_path / "student_n{labels}_seed{seed}.txt"
+    write = "import sys; open(sys.argv[1], 'a').write('x')"
+    approach = KINDS["label_budget"](name="a", config=[], args=["--data.init_args.soft_labels", str(made)],
+                                     requires=Requires(path=str(made), commands=[["python", "-c", write, str(made)]]))
+    for labels, seed in [(16, 0), (64, 0), (16, 1), (16, 0)]:
+        assert prepare(approach, seed, tmp_path, {}, labels=labels) is None
+    assert sorted(p.name for p in tmp_path.glob("student_*.txt")) == [
+        "student_n16_seed0.txt", "student_n16_seed1.txt", "student_n64_seed0.txt"]
+    assert (tmp_path / "student_n16_seed0.txt").read_text() == "x"  # made once, then kept
+    assert sorted(p.name for p in (tmp_path / "runs" / "a").glob("*.log")) == [
+        "prepare_n16_seed0_0.log", "prepare_n16_seed1_0.log", "prepare_n64_seed0_0.log"]
+    study = load_study(study_file(tmp_path))
+    args = fit_args(study, approach, 64, 1, tmp_path / "runs" / "a" / "n64_seed1")
+    assert str(tmp_path / "student_n64_seed1.txt") in args  # a run reads its own budget's and seed's
 
 
 def test_an_interrupted_prerequisite_fit_continues_from_its_last_checkpoint(tmp_path, monkeypatch):

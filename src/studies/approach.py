@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 @dataclass
 class Requires:
     """A prerequisite: `commands` (each a command line; `python` is this interpreter) run once, in order, unless
-    `path` exists. `{seed}` in either is the run's seed: a prerequisite per seed (say, a teacher per seed)."""
+    `path` exists. `{seed}` in either is the run's seed: a prerequisite per seed (say, a teacher per seed); `{labels}`
+    its label budget, for a prerequisite per budget and seed (say, a first student of N labels)."""
 
     path: str
     commands: list[list[str]]

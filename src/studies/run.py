@@ -17,15 +17,17 @@ from src.studies import provenance
 from src.studies.schema import Study, parse_study
 
 
-def seeded(values: list[str], seed: int) -> list[str]:
-    """`{seed}` in a study file's arguments and prerequisites is the run's seed."""
-    return [v.replace("{seed}", str(seed)) for v in values]
+def seeded(values: list[str], seed: int, labels: int | None = None) -> list[str]:
+    """`{seed}` in a study file's arguments and prerequisites is the run's seed, and `{labels}` its label budget: a
+    prerequisite per seed (a teacher), or per label budget and seed (a first student trained on those labels)."""
+    values = [v.replace("{seed}", str(seed)) for v in values]
+    return values if labels is None else [v.replace("{labels}", str(labels)) for v in values]
 
 
 def fit_args(study: Study, approach, labels: int, seed: int, run_dir: Path) -> list[str]:
     """The CLI arguments of one run: the approach's recipe and arguments, the study's data settings, the seed (of
     every random choice: `seed_everything` and `data.sample_seed`), and the kind's own arguments."""
-    args = [x for c in approach.config for x in ("--config", c)] + seeded(approach.args, seed)
+    args = [x for c in approach.config for x in ("--config", c)] + seeded(approach.args, seed, labels)
     args += ["--seed_everything", str(seed), "--data.init_args.sample_seed", str(seed),
              "--data.init_args.val_size", str(study.val_size), "--data.init_args.seed", str(study.split_seed),
              "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(run_dir.parent),
@@ -48,7 +50,7 @@ def run_one(spec: dict) -> dict:
     args = fit_args(study, approach, labels, seed, run_dir)
     # What the run reads beyond the source code: the files its recipe and arguments name (not the study's own output
     # folder, which the runner's arguments name), hashed before the run can write anything.
-    inputs = provenance.inputs([*approach.config, *seeded(approach.args, seed)])
+    inputs = provenance.inputs([*approach.config, *seeded(approach.args, seed, labels)])
     start = time.perf_counter()
     cli = main(args, run=False)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule

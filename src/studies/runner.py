@@ -108,7 +108,7 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
         run_dir = out / "runs" / run.approach / f"n{run.labels}_seed{run.seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        error = prepare(study.approach(run.approach), run.seed, out, prepared, in_process)
+        error = prepare(study.approach(run.approach), run.seed, out, prepared, in_process, run.labels)
         prepare_s[run] = time.perf_counter() - start  # a teacher's time is not the run's
         if error is not None:
             record(run, error, run_dir, 0.0)
@@ -129,15 +129,15 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
 
 
 def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
-            in_process: bool = False) -> str | None:
-    """Run an approach's prerequisite for `seed` unless the path it creates exists, made by the same commands and
-    configs (or `prepared`, the paths tried in this study run, holds it); its one-line error, or None when ready.
-    `in_process`: its `python -m src` commands run in this process."""
+            in_process: bool = False, labels: int | None = None) -> str | None:
+    """Run an approach's prerequisite for `seed` (and `labels`, where its path names them) unless the path it
+    creates exists, made by the same commands and configs (or `prepared`, the paths tried in this study run, holds
+    it); its one-line error, or None when ready. `in_process`: its `python -m src` commands run in this process."""
     need = approach.requires
     if need is None:
         return None
-    path = one.seeded([need.path], seed)[0]
-    commands = [one.seeded(cmd, seed) for cmd in need.commands]
+    path = one.seeded([need.path], seed, labels)[0]
+    commands = [one.seeded(cmd, seed, labels) for cmd in need.commands]
     # What made the path: the commands and the content of the configs they name. A changed recipe (a new prompt for
     # a teacher, say) prepares again instead of reusing what the old one wrote.
     configs = [cmd[i + 1] for cmd in commands for i, a in enumerate(cmd[:-1]) if a == "--config"]
@@ -149,6 +149,7 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
         return prepared[path]
     log_dir = out / "runs" / approach.name
     log_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"n{labels}_seed{seed}" if "{labels}" in need.path else f"seed{seed}"
     # A preparation of this same recipe that was interrupted (a masked-LM fit is 90 minutes on a CPU) continues from
     # its fits' last checkpoints instead of starting over; `--ckpt_path last` starts afresh where there is none.
     started = Path(f"{path.rstrip('/')}.preparing.json")
@@ -159,13 +160,13 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
     error = None
     for i, cmd in enumerate(commands):
         print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
-        log = log_dir / f"prepare_seed{seed}_{i}.log"
+        log = log_dir / f"prepare_{tag}_{i}.log"
         code = execute([sys.executable if c == "python" else c for c in cmd], log, in_process)
         if code:
             error = f"prerequisite failed ({' '.join(cmd)[:200]}): {last_error(log, code)}"
             break
     if error is None and not Path(path).exists():
-        error = f"prerequisite did not write {path}; fix: check {log_dir}/prepare_seed{seed}_*.log"
+        error = f"prerequisite did not write {path}; fix: check {log_dir}/prepare_{tag}_*.log"
     if error is None:
         stamp_file.write_text(stamp)
         started.unlink()
