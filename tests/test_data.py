@@ -326,3 +326,29 @@ def test_the_data_module_sharpens_and_selects_the_teachers_reviews(tiny_bert, im
     train = dm.splits["train"]
     assert [dm.tokenizer.decode(x, skip_special_tokens=True) for x in train["input_ids"]] == ["superb", "awful"]
     assert train["label"] == [pytest.approx([1 / 82, 81 / 82]), pytest.approx([0.64 / 0.68, 0.04 / 0.68])]
+
+
+def test_token_dropout_leaves_out_non_special_tokens_of_training_reviews_only(tiny_bert, imdb_dir, tmp_path):
+    from src.data.augment import TokenDropout
+    from src.data.collate import Collator
+
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, token_dropout=0.5))
+    tok = dm.tokenizer
+    review = {"input_ids": [tok.cls_token_id, *range(1000, 1200), tok.sep_token_id], "label": 1}
+    torch.manual_seed(0)
+    (kept,) = dm.train_collator()([dict(review)])["input_ids"].tolist()
+    kept = [t for t in kept if t != tok.pad_token_id]
+    assert kept[0] == tok.cls_token_id and kept[-1] == tok.sep_token_id  # special tokens stay
+    inner = kept[1:-1]
+    assert inner == sorted(inner) and set(inner) <= set(range(1000, 1200))  # a subsequence, in order
+    assert 60 <= len(inner) <= 140  # about half of 200
+    torch.manual_seed(0)
+    assert dm.train_collator()([dict(review)])["input_ids"].tolist()[0][: len(kept)] == kept  # seeded
+    plain = Collator(tok)([dict(review)])
+    assert torch.equal(fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path)).train_collator()([dict(review)])[
+        "input_ids"], plain["input_ids"])  # 0: nothing dropped
+    batch = next(iter(dm.val_dataloader()))  # evaluation reviews untouched: the longest, at full length
+    lengths = sorted(dm.splits["validation"]["length"], reverse=True)
+    assert batch["attention_mask"].sum(1).tolist() == lengths[: len(batch["input_ids"])]
+    with pytest.raises(UserError, match=r"probability in \[0, 1\)"):
+        TokenDropout(Collator(tok), tok.all_special_ids, 1.0)

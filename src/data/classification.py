@@ -11,7 +11,9 @@ from typing import Literal
 
 import datasets
 
+from src.data.augment import TokenDropout
 from src.data.base import ReviewDataModule
+from src.data.collate import Collator
 from src.data.selection import balanced_sample
 from src.data.soft_labels import most_confident, read_soft_labels, sharpen
 from src.data.text import tokenize
@@ -32,6 +34,7 @@ class ClassificationDataModule(ReviewDataModule):
         soft_labels: str | None = None,
         soft_label_temperature: float = 1.0,
         soft_labels_per_class: int | None = None,
+        token_dropout: float = 0.0,
         **kwargs,
     ):
         """
@@ -50,6 +53,8 @@ class ClassificationDataModule(ReviewDataModule):
                 them, 1 keeps them (src/data/soft_labels.py).
             soft_labels_per_class: keep only the teacher's reviews it is most confident of, this many per class
                 (self-training's confident, class-balanced selection); None: all of them.
+            token_dropout: leave out each non-special token of a training review with this probability, anew every
+                batch (the noisy student's input noise, src/data/augment.py); 0: none.
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
         super().__init__(**kwargs)
@@ -57,6 +62,11 @@ class ClassificationDataModule(ReviewDataModule):
     def cache_settings(self) -> list:
         hp = self.hparams
         return ["classification", hp.max_length, hp.truncation, hp.prompt_template]
+
+    def train_collator(self):
+        if self.hparams.token_dropout == 0:
+            return super().train_collator()
+        return TokenDropout(Collator(self.tokenizer), self.tokenizer.all_special_ids, self.hparams.token_dropout)
 
     def tokenize_batch(self, batch: dict) -> dict:
         ids = self.predict_ids(batch["text"])
