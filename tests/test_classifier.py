@@ -101,7 +101,7 @@ class Recording(SequenceClassifier):
 
 
 def test_the_training_loss_is_logged_on_the_steps_the_logger_writes_with_that_steps_value(tiny_bert, data, tmp_path):
-    """`self.log` costs about 1 ms a call and, for a progress-bar value on a GPU, a host sync every step: the loss is
+    """`self.log` is Python work every call and, for a progress-bar value on a GPU, a host sync every step: the loss is
     logged every `log_every_n_steps` steps only, as a CPU tensor holding that step's loss."""
     model = Recording(tiny_bert)
     trainer(tmp_path, max_steps=7, log_every_n_steps=3, limit_val_batches=0).fit(model, datamodule=data)

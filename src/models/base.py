@@ -65,8 +65,8 @@ class HFModule(L.LightningModule):
         tensor: its one copy to the host is on those steps.
 
         Why: Lightning converts every progress-bar value to a number after every step, which for a value on a GPU is
-        a host sync per step (the last value logged stays cached); and each `self.log` call costs about 1 ms of Python
-        (benchmarks/step_overhead.py), for values the logger would not write.
+        a host sync per step (the last value logged stays cached); and each `self.log` call is Python work (1.2 ms
+        under cProfile in benchmarks/step_overhead.py's fit), for values the logger would not write.
         """
         try:
             trainer = self.trainer
