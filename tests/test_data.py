@@ -328,6 +328,19 @@ def test_the_data_module_sharpens_and_selects_the_teachers_reviews(tiny_bert, im
     assert train["label"] == [pytest.approx([1 / 82, 81 / 82]), pytest.approx([0.64 / 0.68, 0.04 / 0.68])]
 
 
+def test_an_ensemble_teachers_probabilities_are_the_mean_of_its_members(tiny_bert, imdb_dir, tmp_path):
+    members = {"a": [[0.2, 0.8], [0.9, 0.1]], "b": [[0.6, 0.4], [0.5, 0.5]], "c": [[0.1, 0.9], [0.7, 0.3]]}
+    for name, probs in members.items():
+        rows = [{"text": t, "probabilities": p} for t, p in zip(["superb", "awful"], probs)]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paths = [str(tmp_path / f"{name}.jsonl") for name in members]
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=0, soft_labels=paths))
+    assert dm.splits["train"]["label"] == [pytest.approx([0.3, 0.7]), pytest.approx([0.7, 0.3])]
+    (tmp_path / "c.jsonl").write_text(json.dumps({"text": "other", "probabilities": [0.5, 0.5]}) + "\n")
+    with pytest.raises(UserError, match="labels other reviews than"):
+        fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=0, soft_labels=paths))
+
+
 def test_token_dropout_leaves_out_non_special_tokens_of_training_reviews_only(tiny_bert, imdb_dir, tmp_path):
     from src.data.augment import TokenDropout
     from src.data.collate import Collator
@@ -351,4 +364,4 @@ def test_token_dropout_leaves_out_non_special_tokens_of_training_reviews_only(ti
     lengths = sorted(dm.splits["validation"]["length"], reverse=True)
     assert batch["attention_mask"].sum(1).tolist() == lengths[: len(batch["input_ids"])]
     with pytest.raises(UserError, match=r"probability in \[0, 1\)"):
-        TokenDropout(Collator(tok), tok.all_special_ids, 1.0)
+        TokenDropout(tok.all_special_ids, 1.0)

@@ -30,8 +30,9 @@ def test_a_source_without_a_test_split_says_so_when_the_test_split_is_asked_for(
 
 
 def test_no_evaluation_review_reaches_any_training_input(tiny_bert, imdb_test_dir, tmp_path):
-    """Label sample, demonstrations, calibration sample, a teacher's unlabelled reviews, masked-LM text: none holds an
-    evaluation review, of the test split or of the validation split (whose twins in the training part are dropped)."""
+    """Label sample, demonstrations, calibration sample, a teacher's (or a self-training student's) unlabelled
+    reviews, consistency training's unlabelled reviews, masked-LM text: none holds an evaluation review, of the test
+    split or of the validation split (whose twins in the training part are dropped)."""
     from src.data import ClassificationDataModule, MaskedLMDataModule
 
     source, common = str(imdb_test_dir), {"val_size": 16, "cache_dir": str(tmp_path / "c"), "seed": 42}
@@ -41,7 +42,8 @@ def test_no_evaluation_review_reaches_any_training_input(tiny_bert, imdb_test_di
         held = {tuple(ids) for ids in dm.predict_ids(evaluation.texts)}
         for seed in (0, 1):
             labelled = fit_ready(ClassificationDataModule(tokenizer=tiny_bert, source=source, label_budget=20,
-                                                          label_seed=seed, sample_seed=seed, **common))
+                                                          label_seed=seed, sample_seed=seed, unlabelled=16, **common))
+            assert len(labelled.splits["train"]) == 36  # every unsupervised review, the test review's twin included
             calibration = fit_ready(ClassificationDataModule(tokenizer=tiny_bert, source=source, limit_train=30,
                                                              sample_seed=seed, **common))
             for inputs in (labelled.splits["train"]["input_ids"], calibration.splits["train"]["input_ids"]):

@@ -330,3 +330,14 @@ def test_each_pair_is_compared_once_whatever_its_orientation(tmp_path):
 
     study = load_study(study_file(tmp_path, reference="tune", compare=[["tune", "zero"], ["icl", "zero"]]))
     assert pairs(study) == [("zero", "tune"), ("icl", "tune"), ("icl", "zero")]
+
+
+def test_a_run_hashes_every_file_an_ensemble_argument_lists(tmp_path):
+    from src.studies import provenance
+
+    a, b = tmp_path / "a" / "predictions.jsonl", tmp_path / "b" / "predictions.jsonl"
+    for path, text in ((a, "one\n"), (b, "two\n")):
+        path.parent.mkdir()
+        path.write_text(text)
+    got = provenance.inputs(["--data.init_args.soft_labels", json.dumps([str(a), str(b)]), str(a), "[not json"])
+    assert set(got) == {str(a), str(b)} and got[str(a)] != got[str(b)]

@@ -181,9 +181,10 @@ def short_biased(module: ZeroShotClassifier, below: int, bias: float = 8.0) -> Z
 def test_length_calibration_cuts_reviews_in_the_prompt_as_the_tokenizer_would(tiny_causal_lm):
     module = ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, calibration_lengths=[3])
     texts = ["a long and winding review of a film I saw", "another rather long review of a film"]
-    scores, tokens, whole = module.collect(encode(module, texts))
+    scores, tokens, whole, labels = module.collect({**encode(module, texts), "labels": torch.tensor([1, 0])})
     body = [module.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     assert tokens.tolist() == [len(b) for b in body] + [3, 3] and whole.tolist() == [True, True, False, False]
+    assert labels.tolist() == [1, 0, 1, 0]  # a cut review keeps its review's label
     cut = encode(module, [module.tokenizer.decode(b[:3]) for b in body])  # the first 3 tokens, as a text
     assert torch.allclose(scores[2:], module(cut), atol=1e-4)
 
@@ -206,3 +207,50 @@ def test_length_calibration_keeps_short_inputs_from_leaning_one_way(tiny_causal_
             assert not offsets.isnan().any() and offsets[0, 1] > offsets[-1, 1] + 3  # the short prior (8 / 2, centred)
     assert labels[0] == [1] * 8  # one offset, fitted on whole reviews: every short input leans to class 1
     assert 0 < sum(labels[3]) < 8  # by length: the short inputs' own prior is removed
+
+
+def test_labelled_calibration_fits_offsets_and_a_temperature_on_the_labels(tiny_causal_lm):
+    module = biased(ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, calibration="labelled",
+                                       calibration_l2=1e-4), 2.0)
+    # Scores whose class-1 margin tells the classes apart but is shifted, on reviews 3 to 1 positive: the medians
+    # (`unlabelled`) put the boundary mid-positives; the labels put it where it is.
+    torch.manual_seed(0)
+    labels = torch.tensor([0] * 10 + [1] * 30)
+    margin = 3.0 * (2 * labels - 1) + 1.5 + 0.5 * torch.randn(40)
+    scores = torch.stack([-margin / 2, margin / 2], 1).log_softmax(-1)
+    module.solve(scores, torch.zeros(40), torch.ones(40, dtype=torch.bool), labels)
+    accuracy = {kind: (module.calibrate(scores, kind).argmax(1) == labels).float().mean() for kind in
+                ("unlabelled", "labelled")}
+    assert accuracy["unlabelled"] < 0.8 and accuracy["labelled"] > 0.95
+    # At the solution the penalised loss's gradient vanishes: the regression was solved, not merely stepped.
+    log_scale = module.labelled_scale.log().clone().requires_grad_(True)
+    offset = module.labelled_offset.clone().requires_grad_(True)
+    value = torch.nn.functional.cross_entropy(centre(scores) * log_scale.exp() - offset, labels) + 1e-4 * (
+        log_scale.square().sum() + (offset - module.unlabelled_offset).square().sum())
+    value.backward()
+    assert log_scale.grad.abs().max() < 1e-3 and offset.grad.abs().max() < 1e-3
+    # A strong penalty keeps it at the unlabelled calibration with temperature 1.
+    module.hparams.calibration_l2 = 1e4
+    module.solve(scores, torch.zeros(40), torch.ones(40, dtype=torch.bool), labels)
+    assert module.labelled_scale.item() == pytest.approx(1.0, abs=1e-2)
+    assert module.labelled_offset.tolist() == pytest.approx(module.unlabelled_offset.tolist(), abs=1e-2)
+
+
+def test_labelled_calibration_fits_in_fit_on_the_label_budget_and_says_when_it_has_no_labels(tiny_causal_lm, imdb_dir,
+                                                                                             tmp_path):
+    from src.errors import UserError
+
+    data = ClassificationDataModule(tokenizer=tiny_causal_lm, source=str(imdb_dir), prompt_template=TEMPLATE,
+                                    val_size=16, batch_size=8, max_length=64, cache_dir=str(tmp_path / "c"),
+                                    label_budget=6, label_seed=1)
+    module = ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, calibration="labelled")
+    quiet_trainer(max_epochs=1).fit(module, datamodule=data)
+    assert len(data.splits["train"]) == 6  # the labelled reviews it fitted on
+    (metrics,) = quiet_trainer().validate(module, datamodule=data)
+    assert module.labelled_fitted and metrics["val/acc"] == metrics["val/labelled/acc"]
+    assert "labelled_scale" in module.state_dict()
+    with pytest.raises(UserError, match="labelled` calibration is not fitted"):
+        ZeroShotClassifier(tiny_causal_lm, prompt_template=TEMPLATE, calibration="labelled").calibrate(
+            torch.zeros(1, 2))
+    with pytest.raises(UserError, match="needs labelled training reviews of every class"):
+        module.solve(torch.zeros(4, 2), torch.zeros(4), torch.ones(4, dtype=torch.bool), torch.full((4,), -1))

@@ -2,7 +2,9 @@
 tail), optionally inside a prompt template for zero-shot scoring by a causal LM; optionally only a seeded,
 class-balanced sample of `label_budget` labelled training reviews (the label-budget study's runs), and optionally
 reviews a teacher labelled with class probabilities (`soft_labels`: distillation; the targets are then probabilities,
-which the classifier's cross-entropy takes as they are, and a human label is a one-hot row).
+which the classifier's cross-entropy takes as they are, and a human label is a one-hot row), and optionally
+unlabelled reviews (`unlabelled`, a row of zeros: no label) with a noisy copy of every training review
+(`consistency_noise`) for consistency training (src/models/consistency.py).
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
@@ -11,11 +13,10 @@ from typing import Literal
 
 import datasets
 
-from src.data.augment import TokenDropout
+from src.data.augment import ConsistencyPairs, Noised, TfIdfReplacement, TokenDropout
 from src.data.base import ReviewDataModule
-from src.data.collate import Collator
 from src.data.selection import balanced_sample
-from src.data.soft_labels import most_confident, read_soft_labels, sharpen
+from src.data.soft_labels import most_confident, read_teachers, sharpen
 from src.data.text import tokenize
 from src.errors import UserError
 
@@ -31,10 +32,13 @@ class ClassificationDataModule(ReviewDataModule):
         num_labels: int = 2,
         label_budget: int | None = None,
         label_seed: int = 0,
-        soft_labels: str | None = None,
+        soft_labels: str | list[str] | None = None,
         soft_label_temperature: float = 1.0,
         soft_labels_per_class: int | None = None,
         token_dropout: float = 0.0,
+        unlabelled: int = 0,
+        consistency_noise: Literal["tfidf", "token_dropout"] | None = None,
+        consistency_p: float = 0.2,
         **kwargs,
     ):
         """
@@ -48,13 +52,19 @@ class ClassificationDataModule(ReviewDataModule):
                 (taken after the validation split); None: all of them (or `limit_train`).
             label_seed: seed of that sample.
             soft_labels: a teacher's predictions (`predictions.jsonl` of `python -m src predict`: `text` and
-                `probabilities` a line) to train on as well, with its probabilities as targets (distillation).
+                `probabilities` a line) to train on as well, with its probabilities as targets (distillation); a
+                list of them: an ensemble teacher, the mean of their probabilities (the same reviews in each).
             soft_label_temperature: the teacher's probabilities to the power 1 / T, renormalised: below 1 sharpens
                 them, 1 keeps them (src/data/soft_labels.py).
             soft_labels_per_class: keep only the teacher's reviews it is most confident of, this many per class
                 (self-training's confident, class-balanced selection); None: all of them.
             token_dropout: leave out each non-special token of a training review with this probability, anew every
                 batch (the noisy student's input noise, src/data/augment.py); 0: none.
+            unlabelled: add this many reviews of the `unsupervised` split (a seeded sample by `sample_seed`, none
+                already among the training reviews) without a label, for consistency training; 0: none.
+            consistency_noise: give every training batch a noisy copy of each review (`augmented_input_ids`), by
+                UDA's TF-IDF word replacement (`tfidf`) or token dropout; the consistency model needs it. None: no copy.
+            consistency_p: the share of a review's tokens that noise replaces (`tfidf`) or leaves out.
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
         super().__init__(**kwargs)
@@ -63,10 +73,20 @@ class ClassificationDataModule(ReviewDataModule):
         hp = self.hparams
         return ["classification", hp.max_length, hp.truncation, hp.prompt_template]
 
+    def extra_fit_splits(self) -> list[str]:
+        return ["unsupervised"] if self.hparams.unlabelled else []
+
     def train_collator(self):
-        if self.hparams.token_dropout == 0:
-            return super().train_collator()
-        return TokenDropout(Collator(self.tokenizer), self.tokenizer.all_special_ids, self.hparams.token_dropout)
+        hp, special = self.hparams, self.tokenizer.all_special_ids
+        collator = super().train_collator()
+        if hp.token_dropout:
+            collator = Noised(collator, TokenDropout(special, hp.token_dropout))
+        if hp.consistency_noise == "tfidf":  # statistics of this run's training reviews, labelled or not
+            return ConsistencyPairs(collator, TfIdfReplacement(self.splits["train"]["input_ids"], special,
+                                                               hp.consistency_p))
+        if hp.consistency_noise == "token_dropout":
+            return ConsistencyPairs(collator, TokenDropout(special, hp.consistency_p))
+        return collator
 
     def tokenize_batch(self, batch: dict) -> dict:
         ids = self.predict_ids(batch["text"])
@@ -82,16 +102,35 @@ class ClassificationDataModule(ReviewDataModule):
             train = super().train_set(train, tokenized)
         else:
             train = train.select(balanced_sample(train["label"], hp.label_budget, hp.num_labels, hp.label_seed))
-        if hp.soft_labels is None:
+        if hp.soft_labels is None and not hp.unlabelled:
             return train
-        texts, probs = read_soft_labels(hp.soft_labels, hp.num_labels)
-        if hp.soft_labels_per_class is not None:
-            keep = most_confident(probs, hp.soft_labels_per_class)
-            texts, probs = [texts[i] for i in keep], [probs[i] for i in keep]
-        probs = sharpen(probs, hp.soft_label_temperature)
-        labels = [[float(y == c) for c in range(hp.num_labels)] for y in train["label"]] + probs
-        ids = list(train["input_ids"]) + self.predict_ids(texts)
+        labels = [[float(y == c) for c in range(hp.num_labels)] for y in train["label"]]
+        ids = list(train["input_ids"])
+        if hp.soft_labels is not None:
+            paths = [hp.soft_labels] if isinstance(hp.soft_labels, str) else hp.soft_labels
+            texts, probs = read_teachers(paths, hp.num_labels)
+            if hp.soft_labels_per_class is not None:
+                keep = most_confident(probs, hp.soft_labels_per_class)
+                texts, probs = [texts[i] for i in keep], [probs[i] for i in keep]
+            labels += sharpen(probs, hp.soft_label_temperature)
+            ids += self.predict_ids(texts)
+        if hp.unlabelled:
+            extra = self.unlabelled_ids(tokenized["unsupervised"], {tuple(x) for x in ids})
+            labels += [[0.0] * hp.num_labels] * len(extra)
+            ids += extra
         return datasets.Dataset.from_dict({"input_ids": ids, "label": labels, "length": [len(x) for x in ids]})
+
+    def unlabelled_ids(self, unsupervised: datasets.Dataset, taken: set[tuple]) -> list[list[int]]:
+        """The first `unlabelled` reviews of the seeded order of the unsupervised split that are not `taken` (a
+        teacher's reviews are the first of that same order)."""
+        want = self.hparams.unlabelled
+        pool = unsupervised.shuffle(seed=self.order_seed)
+        pool = pool.select(range(min(len(pool), want + len(taken))))["input_ids"]
+        ids = [x for x in pool if tuple(x) not in taken][:want]
+        if len(ids) < want:
+            raise UserError(f"data.unlabelled {want}: the unsupervised split has {len(ids)} reviews not already "
+                            "trained on; fix: ask for fewer")
+        return ids
 
     def check_labels(self, ds: datasets.Dataset, split: str) -> None:
         n = self.hparams.num_labels

@@ -1,5 +1,6 @@
-"""A teacher's labels for distillation and self-training: the reviews and class probabilities of a predictions file,
-optionally sharpened by a temperature and cut to the most confident reviews of each class.
+"""A teacher's labels for distillation and self-training: the reviews and class probabilities of a predictions file
+(or the mean of several teachers' over the same reviews: an ensemble teacher), optionally sharpened by a temperature
+and cut to the most confident reviews of each class.
 
 Sharpening (UDA, Xie et al. 2019; the in-context teacher of the label-budget study taught a worse student than the
 zero-shot one because its probabilities were flatter) raises each probability to the power 1 / T and renormalises:
@@ -31,6 +32,20 @@ def read_soft_labels(path: str, num_labels: int) -> tuple[list[str], list[list[f
         raise UserError(f"line {(bad or 0) + 1} of data.soft_labels {path!r} lacks `text` or {num_labels} "
                         "`probabilities`; fix: use the predictions.jsonl that `python -m src predict` writes")
     return [r["text"] for r in rows], [r["probabilities"] for r in rows]
+
+
+def read_teachers(paths: list[str], num_labels: int) -> tuple[list[str], list[list[float]]]:
+    """The reviews of one or more predictions files and, per review, the mean of their class probabilities (an
+    ensemble teacher: every member must have labelled the same reviews in the same order)."""
+    (texts, first), *others = [read_soft_labels(p, num_labels) for p in paths]
+    for path, (other_texts, _) in zip(paths[1:], others):
+        if other_texts != texts:
+            raise UserError(f"data.soft_labels {path!r} labels other reviews than {paths[0]!r}; fix: write every "
+                            "member's predictions with the same data.predict_split, limit_predict and sample_seed")
+    if not others:
+        return texts, first
+    mean = torch.tensor([first, *(probs for _, probs in others)], dtype=torch.float64).mean(0)
+    return texts, mean.tolist()
 
 
 def sharpen(probs: list[list[float]], temperature: float) -> list[list[float]]:

@@ -7,6 +7,7 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 from src.models.base import HFModule
 from src.models.causal_lm import CausalLM
 from src.models.classifier import SequenceClassifier
+from src.models.consistency import ConsistencyClassifier
 from src.models.in_context import InContextClassifier
 from src.models.linear_probe import LinearProbe
 from src.models.masked_lm import MaskedLM
@@ -14,4 +15,4 @@ from src.models.setfit import SetFit
 from src.models.zero_shot import ZeroShotClassifier
 
 __all__ = ["HFModule", "SequenceClassifier", "CausalLM", "MaskedLM", "ZeroShotClassifier", "InContextClassifier",
-           "LinearProbe", "SetFit"]
+           "LinearProbe", "SetFit", "ConsistencyClassifier"]

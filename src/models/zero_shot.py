@@ -9,7 +9,11 @@ the model's prior for one label over another without using labels:
   `fit` scores (labels unused, nothing trained) and keeps in the checkpoint: then it applies to any input, one
   review included, and never looks at the reviews it classifies. With `calibration_lengths`, `fit` also scores each
   of those reviews cut to its first 16, 32, ... tokens, and an input is centred on the medians of the training texts
-  of its own length: a one-line text is not judged against the prior of whole reviews (which leans it one way).
+  of its own length: a one-line text is not judged against the prior of whole reviews (which leans it one way);
+- `labelled` fits class offsets and a temperature by logistic regression on the scores of labelled training reviews
+  (Platt scaling; `fit` scores them: with `data.label_budget` N, the N human labels), penalised towards the
+  `unlabelled` calibration of the same reviews: it moves the decision boundary where the labels put it, and sets how
+  sure the probabilities are (what a distilled student learns from).
 `validate` and `test` log the configured calibration's metrics under `{stage}/` and every calibration's under
 `{stage}/{none,content_free,unlabelled,transductive}/`, so one run compares them. `transductive` centres on the
 medians of the evaluated reviews themselves: a comparison only (it borrows the evaluation set's balance and cannot
@@ -30,7 +34,7 @@ from src.models.base import EVAL_STAGES, HFModule, OnePassFit
 from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
 
-CALIBRATIONS = ("none", "content_free", "unlabelled")
+CALIBRATIONS = ("none", "content_free", "unlabelled", "labelled")
 COMPARED = (*CALIBRATIONS, "transductive")  # logged in validate and test; transductive cannot predict
 
 
@@ -54,9 +58,10 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         label_words: list[str] = [" negative", " positive"],
         label_names: list[str] = ["negative", "positive"],
         prompt_template: str = "Review: {text}\nOverall, the movie was",
-        calibration: Literal["none", "content_free", "unlabelled"] = "unlabelled",
+        calibration: Literal["none", "content_free", "unlabelled", "labelled"] = "unlabelled",
         content_free_texts: list[str] = ["N/A", "", "[MASK]"],
         calibration_lengths: list[int] = [],
+        calibration_l2: float = 0.1,
     ):
         """
         Args:
@@ -65,12 +70,15 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             label_names: class names by label id, for predictions.
             prompt_template: the prompt, with `{text}` where the review goes (the data module's `prompt_template`).
             calibration: `unlabelled` centres scores on their medians over unlabelled training reviews (fitted by
-                `fit`, kept in the checkpoint); `content_free` divides by the label probabilities of content-free
-                inputs; `none` keeps raw scores.
+                `fit`, kept in the checkpoint); `labelled` fits offsets and a temperature on the labels of the
+                training reviews `fit` scores (set data.label_budget); `content_free` divides by the label
+                probabilities of content-free inputs; `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
             calibration_lengths: `unlabelled` by input length: `fit` also scores each calibration review cut to its
                 first this many tokens (e.g. [16, 32, 64, 128]), and an input is centred on the medians of the
                 training texts nearest its length (log scale; longer ones: of whole reviews). []: one offset for all.
+            calibration_l2: the `labelled` calibration's penalty (per review) on its log-temperature and on its
+                offsets' distance from the `unlabelled` ones: how far a few labels may move it.
         """
         super().__init__(model_name)
         self.label_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in label_words]
@@ -87,6 +95,9 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             lengths = sorted(calibration_lengths)
             self.length_edges = torch.tensor([(a * b) ** 0.5 for a, b in zip(lengths, lengths[1:] + [2 * lengths[-1]])])
             self.register_buffer("length_offsets", torch.full((len(lengths) + 1, n), float("nan")))
+        if calibration == "labelled":  # only then: checkpoints of the other calibrations keep their keys
+            self.register_buffer("labelled_scale", torch.full((1,), float("nan")))  # 1 / temperature
+            self.register_buffer("labelled_offset", torch.full((n,), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
@@ -150,6 +161,10 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         """Whether the `unlabelled` calibration has been fitted (by `fit`, or loaded from its checkpoint)."""
         return not self.unlabelled_offset.isnan().any()
 
+    @property
+    def labelled_fitted(self) -> bool:
+        return self.hparams.calibration == "labelled" and not self.labelled_scale.isnan().any()
+
     def review_tokens(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """How many tokens of each prompt are the review's (the template's own tokens not counted)."""
         return attention_mask.sum(1) - sum(self.template_tokens)
@@ -164,6 +179,13 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             return centre(raw) - self.length_offsets[buckets].to(raw.device)
         if calibration == "content_free":
             return raw - self._ensure_prior().to(raw.device)
+        if calibration == "labelled":
+            if not self.labelled_fitted:
+                raise UserError(
+                    "the zero-shot `labelled` calibration is not fitted: run `python -m src fit` with this recipe and "
+                    "--data.init_args.label_budget N (it fits on those labelled reviews) and pass its checkpoint "
+                    "(--ckpt_path <run>/checkpoints/last.ckpt)")
+            return centre(raw) * self.labelled_scale.to(raw.device) - self.labelled_offset.to(raw.device)
         if calibration == "unlabelled":
             if not self.fitted:
                 raise UserError(
@@ -174,14 +196,13 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         return balance(raw) if calibration == "transductive" else raw
 
     def collect(self, batch: dict) -> tuple[torch.Tensor, ...]:
-        """`fit` scores training reviews for the `unlabelled` calibration (their labels are not read); with
-        `calibration_lengths`, each also cut to its first k review tokens, with every row's review length."""
-        scores = self(batch)
-        if not self.hparams.calibration_lengths:
-            return (scores,)
-        ids, mask = batch["input_ids"], batch["attention_mask"]
+        """`fit` scores training reviews for the calibration: scores, review lengths, whether a row is a whole review,
+        labels (read by the `labelled` calibration only; -1 where a batch has none). With `calibration_lengths`, each
+        review is also cut to its first k review tokens."""
+        scores, ids, mask = self(batch), batch["input_ids"], batch["attention_mask"]
+        labels = batch["labels"] if "labels" in batch else torch.full((len(ids),), -1, device=ids.device)
         lengths, (head, tail) = mask.sum(1).tolist(), self.template_tokens
-        rows, tokens = [scores], [self.review_tokens(mask)]
+        rows, tokens, row_labels = [scores], [self.review_tokens(mask)], [labels]
         for k in self.hparams.calibration_lengths:
             longer = [i for i, n in enumerate(lengths) if n - head - tail > k]
             if not longer:
@@ -190,24 +211,52 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             cut = torch.stack([torch.cat([ids[i, : head + k], ids[i, lengths[i] - tail : lengths[i]]]) for i in longer])
             rows.append(self({"input_ids": cut, "attention_mask": torch.ones_like(cut)}))
             tokens.append(torch.full((len(longer),), k, device=ids.device))
+            row_labels.append(labels[longer])
         whole = torch.zeros(sum(len(r) for r in rows), dtype=torch.bool, device=ids.device)
         whole[: len(scores)] = True
-        return torch.cat(rows), torch.cat(tokens), whole
+        return torch.cat(rows), torch.cat(tokens), whole, torch.cat(row_labels)
 
-    def solve(self, scores: torch.Tensor, review_tokens: torch.Tensor | None = None,
-              whole: torch.Tensor | None = None) -> None:
+    def solve(self, scores: torch.Tensor, review_tokens: torch.Tensor, whole: torch.Tensor,
+              labels: torch.Tensor) -> None:
         centred = centre(scores)
-        overall = centred[whole] if whole is not None else centred
-        self.unlabelled_offset.copy_(overall.median(0).values)  # whole reviews only: the offset without lengths
-        if review_tokens is not None:
+        self.unlabelled_offset.copy_(centred[whole].median(0).values)  # whole reviews only: the offset without lengths
+        if self.hparams.calibration_lengths:
             buckets = torch.bucketize(review_tokens.float().cpu(), self.length_edges)
             for b in range(len(self.length_offsets)):
                 chosen = (buckets == b).to(centred.device)
                 self.length_offsets[b] = centred[chosen].median(0).values if chosen.any() else self.unlabelled_offset
+        if self.hparams.calibration == "labelled":
+            self._fit_labelled(centred[whole], labels[whole])
+
+    def _fit_labelled(self, centred: torch.Tensor, labels: torch.Tensor) -> None:
+        """Platt scaling: the scale (1 / temperature) and class offsets minimising the cross-entropy of
+        `centred * scale - offset` on the labelled reviews, penalised towards scale 1 and the `unlabelled` offsets;
+        one full-batch L-BFGS solve."""
+        if (labels < 0).any() or len(labels.unique()) < 2:
+            raise UserError("the zero-shot `labelled` calibration needs labelled training reviews of every class; fix: "
+                            "set --data.init_args.label_budget N (N at least the number of classes)")
+        prior = self.unlabelled_offset.detach().clone()
+        with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
+            x, y, prior = centred.detach().float().clone(), labels.clone(), prior.float()
+            log_scale = torch.zeros(1, device=x.device, requires_grad=True)
+            offset = prior.clone().requires_grad_(True)
+            optimizer = torch.optim.LBFGS([log_scale, offset], max_iter=200, line_search_fn="strong_wolfe")
+
+            def loss() -> torch.Tensor:
+                optimizer.zero_grad()
+                value = nn.functional.cross_entropy(x * log_scale.exp() - offset, y) + self.hparams.calibration_l2 * (
+                    log_scale.square().sum() + (offset - prior).square().sum())
+                value.backward()
+                return value
+
+            optimizer.step(loss)
+        self.labelled_scale.copy_(log_scale.detach().exp())
+        self.labelled_offset.copy_(offset.detach())
 
     def _common_step(self, batch: dict, stage: str) -> None:
         raw = self(batch)
-        kinds = ["none", "content_free"] + (["unlabelled"] if self.fitted else [])
+        kinds = ["none", "content_free"] + (["unlabelled"] if self.fitted else []) + (
+            ["labelled"] if self.labelled_fitted else [])
         tokens = self.review_tokens(batch["attention_mask"])
         for kind in kinds:  # calibrations that score each review on its own: metrics update as we go
             self._update(f"{stage}_{kind}", self.calibrate(raw, kind, tokens), batch["labels"])

@@ -24,8 +24,19 @@ def hash_source(source: str) -> str:
 
 def inputs(args: list[str]) -> dict[str, str]:
     """A hash of every existing file or folder named in a run's arguments (its configs, a teacher's predictions,
-    the export a model starts from), by the path as given."""
-    return {a: hash_path(a) for a in dict.fromkeys(args) if _is_path(a)}
+    the export a model starts from), by the path as given; an argument that is a JSON list (an ensemble teacher's
+    predictions) names each of its strings."""
+    return {a: hash_path(a) for a in dict.fromkeys(p for arg in args for p in _named(arg)) if _is_path(a)}
+
+
+def _named(arg: str) -> list[str]:
+    if arg.startswith("["):
+        try:
+            value = json.loads(arg)
+        except ValueError:
+            return [arg]
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else [arg]
+    return [arg]
 
 
 def _is_path(arg: str) -> bool:
