@@ -3,6 +3,7 @@ tried again, a run's own failure not; end to end, two local workers record every
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -109,3 +110,23 @@ def test_a_stopped_study_stops_its_runs_in_flight(tmp_path):
     while alive() and time.time() < deadline:
         time.sleep(0.2)
     assert not alive()
+
+
+def test_a_run_dies_with_the_worker_that_runs_it(tmp_path):
+    # A worker killed outright (submitit's SIGKILL a second after its SIGINT, on a loaded machine) leaves no run.
+    pid_file = tmp_path / "pid"
+    long = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(60)"
+    worker = subprocess.Popen([sys.executable, "-c", "import sys; from pathlib import Path; from src.studies.workers "
+                               "import execute; execute([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
+                               "Path(sys.argv[3]))", long, str(pid_file), str(tmp_path / "run.log")])
+    deadline = time.time() + 30
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    pid = int(pid_file.read_text())
+    worker.kill()
+    worker.wait()
+    deadline = time.time() + 10
+    while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() \
+            and time.time() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

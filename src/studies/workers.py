@@ -11,10 +11,13 @@ To run: python -m src study run --config configs/studies/label_budget.yaml --wor
             --slurm slurm_partition=gpu gpus_per_node=1 cpus_per_task=8 timeout_min=60
 """
 
+import ctypes
 import itertools
 import math
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -45,10 +48,20 @@ class Done:
 
 
 def execute(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
-    """Run a command with its output in `log`; its exit code."""
+    """Run a command with its output in `log`; its exit code. On Linux the command dies with the process that runs
+    it: a cancelled worker (submitit sends SIGINT, then SIGKILL a second later, sooner than a loaded machine may
+    unwind) or a killed study leaves no run behind."""
     with open(log, "w") as f:
-        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
                               env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}).returncode
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` asking Linux to kill the child when its parent dies (prctl PR_SET_PDEATHSIG); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    return lambda: libc.prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 def timed(cmd: list[str], log: str, env: dict[str, str]) -> tuple[int, float]:
