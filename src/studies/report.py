@@ -88,8 +88,8 @@ def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict]
              diffs: list[dict]) -> str:
     budgets = sorted({c["labels"] for c in cells})
     lines = [f"| approach | {' | '.join(f'N = {n}' for n in budgets)} | runs | fit s (median) | eval reviews/s | "
-             "CPU/GPU min (all runs) | device |",
-             "| --- |" + " ---: |" * (len(budgets) + 4) + " --- |"]
+             "CPU/GPU min (all runs) | prerequisites min | device |",
+             "| --- |" + " ---: |" * (len(budgets) + 5) + " --- |"]
     for a in study.approaches:
         mine = {c["labels"]: c for c in cells if c["approach"] == a.name}
         if not mine:
@@ -99,14 +99,16 @@ def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict]
         lines.append(f"| {a.name} | {' | '.join(cell_text(mine.get(n)) for n in budgets)} | {len(runs)} | "
                      f"{statistics.median(r['fit_s'] for r in runs):.0f} | "
                      f"{statistics.median(r['eval_reviews_per_s'] for r in runs):.1f} | "
-                     f"{sum(r['wall_s'] for r in runs) / 60:.0f} | {devices} |")
+                     f"{sum(r['wall_s'] for r in runs) / 60:.0f} | "
+                     f"{sum(r.get('prepare_s') or 0 for r in runs) / 60:.0f} | {devices} |")
     n_eval = len(ok[0]["correct"]) if ok else 0
     notes = ["", f"Accuracy (%) on the same {n_eval} reviews of the **{study.eval_split}** split in every run "
              f"(evaluation hash `{ok[0]['eval_reviews'] if ok else '-'}`): mean over seeds ±half-width of its 95% t "
              f"interval over seeds (\"1 run\": no spread measured), and in brackets the 95% bootstrap interval "
              f"resampling seeds and reviews together ({study.bootstrap} draws). N is the number of human labels a run "
-             "used. Minutes: wall time of the runs; prerequisites (teachers, adaptation) not included (rows recorded "
-             "before `prepare_s` existed include them)."]
+             "used. Minutes: wall time of the runs (rows recorded before `prepare_s` existed include their "
+             "prerequisites), and apart, the prerequisites (teachers, first students, adaptation) these runs made, each "
+             "counted once, by the first run that needed it (one made earlier, or by another approach, counts 0)."]
     if diffs:
         notes += ["", "Paired differences (accuracy points, a − b; the same reviews, and the same seeds where both ran "
                   "them): 95% bootstrap interval resampling seeds and reviews together; McNemar's exact p where each "
