@@ -1,10 +1,11 @@
-"""Content hashes of files and folders: what keys a cache (a converted GGUF file) and what a study row records of the
-files a run read.
+"""Content hashes of files and folders, and of evaluation reviews: what keys a cache (a converted GGUF file), what a
+study row records of the files a run read and of the reviews it was scored on.
 
 To run: python -c "from src.hashing import hash_path; print(hash_path('configs/bert_imdb.yaml'))"
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 
@@ -19,3 +20,8 @@ def hash_path(path: str | Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def texts_hash(texts: list[str], labels: list[int]) -> str:
+    """The evaluation reviews' hash: their texts and labels, in order."""
+    return hashlib.sha256(json.dumps([texts, labels]).encode()).hexdigest()[:16]

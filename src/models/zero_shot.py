@@ -34,7 +34,7 @@ from src.models.base import EVAL_STAGES, HFModule, OnePassFit
 from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
 
-CALIBRATIONS = ("none", "content_free", "unlabelled", "labelled")
+CALIBRATIONS = ("none", "content_free", "unlabelled")  # the label-free ones, compared by the prompt grid
 COMPARED = (*CALIBRATIONS, "transductive")  # logged in validate and test; transductive cannot predict
 
 
@@ -85,7 +85,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         n = len(label_words)
         self.metrics = nn.ModuleDict({
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
-            for s in EVAL_STAGES for kind in ("main", *COMPARED)
+            for s in EVAL_STAGES for kind in ("main", *COMPARED, "labelled")
         })
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
         # The `unlabelled` calibration: per-class medians of centred scores on training reviews; NaN until fitted.

@@ -5,7 +5,6 @@ To run: python -c "from src.studies.provenance import environment; print(environ
 """
 
 import functools
-import hashlib
 import importlib.metadata
 import json
 import subprocess
@@ -41,11 +40,6 @@ def _named(arg: str) -> list[str]:
 
 def _is_path(arg: str) -> bool:
     return "/" in arg and not arg.startswith("-") and "\n" not in arg and len(arg) < 500 and Path(arg).exists()
-
-
-def texts_hash(texts: list[str], labels: list[int]) -> str:
-    """The evaluation reviews' hash: their texts and labels, in order."""
-    return hashlib.sha256(json.dumps([texts, labels]).encode()).hexdigest()[:16]
 
 
 @functools.cache

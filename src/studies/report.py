@@ -107,8 +107,8 @@ def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict]
              f"interval over seeds (\"1 run\": no spread measured), and in brackets the 95% bootstrap interval "
              f"resampling seeds and reviews together ({study.bootstrap} draws). N is the number of human labels a run "
              "used. Minutes: wall time of the runs (rows recorded before `prepare_s` existed include their "
-             "prerequisites), and apart, the prerequisites (teachers, first students, adaptation) these runs made, each "
-             "counted once, by the first run that needed it (one made earlier, or by another approach, counts 0)."]
+             "prerequisites), and apart, the prerequisites (teachers, first students, adaptation) these runs made, "
+             "each counted once, by the first run that needed it (one made earlier, or by another approach, counts 0)."]
     if diffs:
         notes += ["", "Paired differences (accuracy points, a − b; the same reviews, and the same seeds where both ran "
                   "them): 95% bootstrap interval resampling seeds and reviews together; McNemar's exact p where each "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from src.data.selection import evaluation_reviews
 from src.errors import UserError
+from src.hashing import texts_hash
 from src.studies import provenance
 from src.studies.schema import Study, parse_study
 
@@ -68,7 +69,7 @@ def run_one(spec: dict) -> dict:
     source = data.source
     return {"status": "ok", "accuracy": sum(correct) / len(correct), "correct": correct,
             **approach.results(model, rows, reviews.labels),
-            "eval_split": study.eval_split, "eval_reviews": provenance.texts_hash(reviews.texts, reviews.labels),
+            "eval_split": study.eval_split, "eval_reviews": texts_hash(reviews.texts, reviews.labels),
             "fit_s": round(fit_s, 2), "eval_s": round(eval_s, 2),
             "eval_reviews_per_s": round(len(reviews.texts) / eval_s, 2),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
