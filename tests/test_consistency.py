@@ -29,9 +29,24 @@ def batch_of(tokenizer, texts: list[str], labels: list[list[float]], noisy: list
             "augmented_input_ids": aug["input_ids"], "augmented_attention_mask": aug["attention_mask"]}
 
 
+class BagOfWords(torch.nn.Module):
+    """A stand-in encoder whose logits clearly depend on the input (a random tiny BERT's barely do)."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(vocab, 2)
+
+    def forward(self, input_ids, attention_mask):
+        mask = attention_mask[..., None].float()
+        logits = (self.embed(input_ids) * mask).sum(1) / mask.sum(1)
+        return type("Output", (), {"logits": 3 * logits})
+
+
 def test_a_training_step_adds_the_consistency_term_to_the_labelled_rows_cross_entropy(tiny_bert):
     model = ConsistencyClassifier(model_name=tiny_bert, consistency_weight=100.0, temperature=1.0,
                                   confidence=0.0).eval()  # no dropout: the same input, the same prediction
+    model.model = BagOfWords(model.tokenizer.vocab_size)
     texts = ["a wonderful film", "dull and boring", "the plot of the movie"]
     labels = [[0.0, 1.0], [0.8, 0.2], [0.0, 0.0]]  # human, a teacher's, none
     same = batch_of(model.tokenizer, texts, labels, texts)
@@ -89,3 +104,34 @@ def test_the_consistency_recipe_fits(tiny_bert, imdb_dir, tmp_path):
     cli = main(["fit", *args])
     assert isinstance(cli.model, ConsistencyClassifier) and cli.trainer.global_step == 3
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+def test_training_signal_annealing_rises_from_one_over_k_to_one_and_drops_learnt_human_labels(tiny_bert):
+    from src.models.consistency import tsa_threshold
+
+    for schedule in ("linear", "log", "exp"):
+        assert tsa_threshold(schedule, 0.0, 2) == pytest.approx(0.5, abs=0.01)
+        assert tsa_threshold(schedule, 1.0, 2) == pytest.approx(1.0, abs=0.01)  # log: 1 - exp(-5) of the way
+    assert tsa_threshold("log", 0.5, 2) > tsa_threshold("linear", 0.5, 2) == 0.75 > tsa_threshold("exp", 0.5, 2)
+    model = ConsistencyClassifier(model_name=tiny_bert, temperature=1.0, confidence=0.0, tsa="linear").eval()
+    texts = ["a wonderful film", "dull and boring", "the plot"]
+    with torch.no_grad():
+        probe = batch_of(model.tokenizer, texts, [[0.0, 1.0]] * 3, texts)
+        predicted = model(probe).float().argmax(-1)
+        # Row 0: labelled with the class the model already prefers (above 1/2: learnt); row 1: with the other one;
+        # row 2: a teacher's probabilities, which annealing never leaves out.
+        labels = [[float(c == predicted[0]) for c in range(2)], [float(c != predicted[1]) for c in range(2)],
+                  [0.3, 0.7]]
+        batch = batch_of(model.tokenizer, texts, labels, texts)
+        logits = model(batch).float()
+        want = torch.nn.functional.cross_entropy(logits[1:], torch.tensor(labels[1:]))
+        assert model._common_step(batch, "train")["loss"].item() == pytest.approx(want.item(), abs=1e-5)
+
+
+def test_the_human_labels_repeat_to_make_their_share_of_the_training_set(tiny_bert, imdb_dir, tmp_path):
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=4, unlabelled=6, labelled_share=0.5))
+    train = dm.splits["train"]
+    assert len(train) == 4 * 2 + 6 and train["label"].count([0.0, 0.0]) == 6  # 8 of 14: at least half
+    assert train["input_ids"][:4] == train["input_ids"][4:8]
+    with pytest.raises(UserError, match="labelled_share 1.0"):
+        fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=4, unlabelled=6, labelled_share=1.0))

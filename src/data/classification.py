@@ -9,6 +9,7 @@ unlabelled reviews (`unlabelled`, a row of zeros: no label) with a noisy copy of
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
+import math
 from typing import Literal
 
 import datasets
@@ -37,6 +38,7 @@ class ClassificationDataModule(ReviewDataModule):
         soft_labels_per_class: int | None = None,
         token_dropout: float = 0.0,
         unlabelled: int = 0,
+        labelled_share: float | None = None,
         consistency_noise: Literal["tfidf", "token_dropout"] | None = None,
         consistency_p: float = 0.2,
         **kwargs,
@@ -62,6 +64,8 @@ class ClassificationDataModule(ReviewDataModule):
                 batch (the noisy student's input noise, src/data/augment.py); 0: none.
             unlabelled: add this many reviews of the `unsupervised` split (a seeded sample by `sample_seed`, none
                 already among the training reviews) without a label, for consistency training; 0: none.
+            labelled_share: repeat the N human-labelled reviews until they make up at least this share of the
+                training set (UDA's labelled batch beside the unlabelled one, in expectation); None: each once.
             consistency_noise: give every training batch a noisy copy of each review (`augmented_input_ids`), by
                 UDA's TF-IDF word replacement (`tfidf`) or token dropout; the consistency model needs it. None: no copy.
             consistency_p: the share of a review's tokens that noise replaces (`tfidf`) or leaves out.
@@ -118,6 +122,10 @@ class ClassificationDataModule(ReviewDataModule):
             extra = self.unlabelled_ids(tokenized["unsupervised"], {tuple(x) for x in ids})
             labels += [[0.0] * hp.num_labels] * len(extra)
             ids += extra
+        if hp.labelled_share is not None and len(train):  # the human rows come first
+            n = len(train)
+            repeats = human_repeats(n, len(ids) - n, hp.labelled_share)
+            ids, labels = ids[:n] * repeats + ids[n:], labels[:n] * repeats + labels[n:]
         return datasets.Dataset.from_dict({"input_ids": ids, "label": labels, "length": [len(x) for x in ids]})
 
     def unlabelled_ids(self, unsupervised: datasets.Dataset, taken: set[tuple]) -> list[list[int]]:
@@ -141,3 +149,10 @@ class ClassificationDataModule(ReviewDataModule):
                 f"0..{n - 1}; fix: relabel the data or set data.num_labels"
             )
 
+
+def human_repeats(humans: int, others: int, share: float) -> int:
+    """How many copies of `humans` labelled reviews make at least `share` of a training set with `others` reviews."""
+    if not 0 < share < 1:
+        raise UserError(f"data.labelled_share {share}: fix: give a share between 0 and 1 (0.25: a quarter of the "
+                        "training reviews are human-labelled ones), or null")
+    return max(1, math.ceil(share * others / ((1 - share) * humans)))
