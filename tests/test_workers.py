@@ -90,7 +90,12 @@ def test_a_quick_study_on_two_local_workers_records_every_run_once_and_resumes(t
     assert "4 runs done, 0 to run" in capsys.readouterr().out
 
 
-def test_a_stopped_study_stops_its_runs_in_flight(tmp_path):
+@pytest.mark.parametrize("engine_cancels", [True, False])
+def test_a_stopped_study_stops_its_runs_in_flight(tmp_path, monkeypatch, engine_cancels):
+    if not engine_cancels:  # submitit's SIGINT does not reach the run (a study started in the background ignores it)
+        import submitit.local.local
+
+        monkeypatch.setattr(submitit.local.local.LocalJob, "cancel", lambda self, check=True: None)
     # The second job notes its process id, then would run for a minute.
     long = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(60)"
     jobs = [Job("quick", [sys.executable, "-c", "pass"], tmp_path / "quick.log"),

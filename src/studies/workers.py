@@ -48,12 +48,22 @@ class Done:
 
 
 def execute(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
-    """Run a command with its output in `log`; its exit code. On Linux the command dies with the process that runs
-    it: a cancelled worker (submitit sends SIGINT, then SIGKILL a second later, sooner than a loaded machine may
-    unwind) or a killed study leaves no run behind."""
+    """Run a command with its output in `log`; its exit code. Its process id goes to `<log>.pid` while it runs (what
+    `stop` kills), and on Linux it dies with the process that runs it: a killed worker or study leaves no run."""
+    pid_file = Path(f"{log}.pid")
     with open(log, "w") as f:
-        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
-                              env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}).returncode
+        with subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
+                              env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}) as process:
+            pid_file.write_text(str(process.pid))
+            try:
+                return process.wait()
+            except BaseException:  # Ctrl-C in a serial study: the run stops with it
+                process.kill()
+                raise
+            finally:
+                pid_file.unlink(missing_ok=True)
+
+
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -100,13 +110,17 @@ class Spread:
         """A finished job's result; raises when its worker died."""
         return handle.result()
 
+    def stop(self, job: Job) -> None:
+        """Make sure a cancelled job's run stops (the engine's cancel may not reach it)."""
+
     def map(self, jobs: Iterable[Job]) -> Iterator[Done]:
         running = {}  # slot -> (job, handle, start)
         try:
             yield from self._spread(list(jobs), running)
         finally:  # the study stopped (Ctrl-C, an error): its runs in flight stop too, and a rerun does them again
-            for _, handle, _ in running.values():
+            for job, handle, _ in running.values():
                 handle.cancel(check=False)
+                self.stop(job)
 
     def _spread(self, pending: list[Job], running: dict) -> Iterator[Done]:
         tries = {}
@@ -158,6 +172,18 @@ class Local(Spread):
             raise RuntimeError(f"job {handle.job_id} ended without a result ({handle.state}); its output: "
                                f"{handle.paths.stdout}")
         return handle.result()
+
+    def stop(self, job: Job) -> None:
+        # submitit cancels a local job with SIGINT, which a process started in the background ignores (and its
+        # worker may not pass on in time): kill the run itself, by the id `execute` wrote, if it is still that run.
+        try:
+            pid = int(Path(f"{job.log}.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline")
+            if cmdline.exists() and cmdline.read_bytes().split(b"\0")[:-1] != [c.encode() for c in job.cmd]:
+                return  # the id now belongs to another process
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):  # finished, or never started
+            pass
 
     def submit(self, jobs: list[Job], slots: list[int]) -> list:
         handles = []
