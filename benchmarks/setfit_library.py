@@ -37,7 +37,8 @@ def run(labels: int, seed: int, eval_texts: list[str], eval_labels: list[int]) -
     start = time.perf_counter()
     model = SetFitModel.from_pretrained(resolve("sentence-transformers/all-MiniLM-L6-v2")[0])
     model.model_body.max_seq_length = 256
-    args = TrainingArguments(batch_size=16, num_epochs=1, seed=seed, report_to="none")
+    args = TrainingArguments(batch_size=16, num_epochs=1, seed=seed, report_to="none", save_strategy="no",
+                             output_dir="outputs/bench/setfit_library")  # not its default checkpoints/ in the cwd
     Trainer(model=model, args=args, train_dataset=train).train()
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
