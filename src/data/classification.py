@@ -111,8 +111,7 @@ class ClassificationDataModule(ReviewDataModule):
         labels = [[float(y == c) for c in range(hp.num_labels)] for y in train["label"]]
         ids = list(train["input_ids"])
         if hp.soft_labels is not None:
-            paths = [hp.soft_labels] if isinstance(hp.soft_labels, str) else hp.soft_labels
-            texts, probs = read_teachers(paths, hp.num_labels)
+            texts, probs = read_teachers(hp.soft_labels, hp.num_labels)
             if hp.soft_labels_per_class is not None:
                 keep = most_confident(probs, hp.soft_labels_per_class)
                 texts, probs = [texts[i] for i in keep], [probs[i] for i in keep]

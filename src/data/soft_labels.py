@@ -34,9 +34,10 @@ def read_soft_labels(path: str, num_labels: int) -> tuple[list[str], list[list[f
     return [r["text"] for r in rows], [r["probabilities"] for r in rows]
 
 
-def read_teachers(paths: list[str], num_labels: int) -> tuple[list[str], list[list[float]]]:
+def read_teachers(paths: str | list[str], num_labels: int) -> tuple[list[str], list[list[float]]]:
     """The reviews of one or more predictions files and, per review, the mean of their class probabilities (an
     ensemble teacher: every member must have labelled the same reviews in the same order)."""
+    paths = [paths] if isinstance(paths, str) else paths
     (texts, first), *others = [read_soft_labels(p, num_labels) for p in paths]
     for path, (other_texts, _) in zip(paths[1:], others):
         if other_texts != texts:

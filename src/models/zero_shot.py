@@ -163,6 +163,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
 
     @property
     def labelled_fitted(self) -> bool:
+        """Whether the `labelled` calibration is the configured one and has been fitted."""
         return self.hparams.calibration == "labelled" and not self.labelled_scale.isnan().any()
 
     def review_tokens(self, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -235,9 +236,9 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         if (labels < 0).any() or len(labels.unique()) < 2:
             raise UserError("the zero-shot `labelled` calibration needs labelled training reviews of every class; fix: "
                             "set --data.init_args.label_budget N (N at least the number of classes)")
-        prior = self.unlabelled_offset.detach().clone()
         with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
-            x, y, prior = centred.detach().float().clone(), labels.clone(), prior.float()
+            x, y = centred.detach().float().clone(), labels.clone()
+            prior = self.unlabelled_offset.detach().float().clone()
             log_scale = torch.zeros(1, device=x.device, requires_grad=True)
             offset = prior.clone().requires_grad_(True)
             optimizer = torch.optim.LBFGS([log_scale, offset], max_iter=200, line_search_fn="strong_wolfe")

@@ -64,8 +64,6 @@ def execute(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int
                 pid_file.unlink(missing_ok=True)
 
 
-
-
 def die_with_parent() -> Callable[[], None] | None:
     """A `preexec_fn` asking Linux to kill the child when its parent dies (prctl PR_SET_PDEATHSIG); None elsewhere."""
     if not sys.platform.startswith("linux"):
