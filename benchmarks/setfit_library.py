@@ -1,7 +1,8 @@
 """The `setfit` library against this project's SetFit (src/models/setfit.py): the same packaged MiniLM, the same N
 labelled training reviews (the study's class-balanced sample for each seed), the same 1,000 validation reviews as
-configs/studies/beat_the_teacher_validation.yaml. The library trains with its defaults (20 sampled pair iterations per
-review, one epoch, batch 16, body learning rate 2e-5, logistic-regression head), its encoder cut to 256 tokens as
+configs/studies/beat_the_teacher_validation.yaml. The library trains with its defaults (its "oversampling" pairs: every
+positive and every negative pair of the N reviews, the fewer kind repeated to match, about 140 pairs at N = 16 and
+2,000 at 64; one epoch, batch 16, body learning rate 2e-5, logistic-regression head), its encoder cut to 256 tokens as
 ours. A cross-check that the native recipe is SetFit, not a weaker cousin: each run's row (accuracy, per-review
 correctness, times, versions) is appended to `--out` (a rerun does only the runs missing), and the table, with the
 paired difference against the study's `setfit_e32` rows, goes into docs/results.md between its markers.
