@@ -107,6 +107,20 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
                 assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
+def test_the_one_command_recipe_is_the_studys_distilled_entry_and_exports_its_student(shared_imdb, capsys):
+    """configs/studies/distilled.yaml: the label-budget study's `distilled` (the same teacher, made once, and the same
+    student arguments) on the same test reviews, and its student exported into its run folder, where `serve` and
+    `pipeline` load it."""
+    recipe, study = load_study("configs/studies/distilled.yaml"), load_study("configs/studies/label_budget.yaml")
+    mine, theirs = recipe.approach("distilled"), study.approach("distilled")
+    assert mine.requires == theirs.requires and mine.config == theirs.config
+    assert mine.args == [*theirs.args, "--trainer.callbacks+=src.callbacks.HFExport"]
+    assert (recipe.eval_split, recipe.eval_size, recipe.eval_seed) == (study.eval_split, study.eval_size,
+                                                                      study.eval_seed)
+    run_dir = recipe.folder() / "runs" / "distilled" / "n0_seed0"
+    assert export_folder(["fit", *fit_args(recipe, mine, 0, 0, run_dir)], capsys) == str(run_dir / "export")
+
+
 def export_folder(args: list[str], capsys) -> str:
     """Where a `fit` command line's HFExport writes `last` and `best`."""
     from src.cli import main
