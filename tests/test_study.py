@@ -66,8 +66,8 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
     assert {r.labels for r in plan(study)} == {0, 4, 8, 16, 64, 256, 1024}
     assert all(len(a.seeds or study.seeds) == 3 for a in study.approaches)
     for approach in study.approaches:
-        args = fit_args(study, approach, 16 if approach.kind == "label_budget" else 4, 1,
-                        study.folder() / "runs" / "x" / "n16_seed1")
+        labels = 16 if approach.kind == "label_budget" else 4
+        args = fit_args(study, approach, labels, 1, study.folder() / "runs" / "x" / "n16_seed1")
         with pytest.raises(SystemExit) as exit_:
             main(["fit", *args, "--print_config"])
         assert exit_.value.code == 0, (approach.name, capsys.readouterr().err)
@@ -79,11 +79,11 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
             assert data["label_budget"] == 16 and data["label_seed"] == 1
         if approach.kind == "demonstrations":
             assert len(printed["model"]["init_args"]["demonstrations"]) == 4
-        if approach.requires:  # what it prepares is what the runs read, per seed
-            assert approach.requires.path.replace("{seed}", "1") in args
+        if approach.requires:  # what it prepares is what the runs read, per seed (and budget, where it names one)
+            assert seeded([approach.requires.path], 1, labels)[0] in args
             for cmd in approach.requires.commands:
                 if cmd[3] == "fit" and "/export/" in approach.requires.path:  # the fit exports where runs read
-                    assert export_folder([c.replace("{seed}", "1") for c in cmd[3:]], capsys) == \
+                    assert export_folder(seeded(cmd[3:], 1, labels), capsys) == \
                         str(Path(approach.requires.path).parent), approach.name
 
 
