@@ -310,6 +310,35 @@ def test_a_prerequisite_that_names_the_label_budget_runs_once_per_budget_and_see
     assert str(tmp_path / "student_n64_seed1.txt") in args  # a run reads its own budget's and seed's
 
 
+def test_only_a_later_approach_still_makes_the_prerequisites_its_own_prerequisite_reads(tmp_path):
+    """`--only student` on a fresh machine: the teacher (another approach's prerequisite, which the student's first
+    step reads) is made first, once; an unrelated approach's prerequisite is not."""
+    import dataclasses
+
+    from src.studies.approach import Requires
+    from src.studies.kinds import KINDS
+    from src.studies.runner import inputs_of, prepare_with_inputs
+
+    teacher, student, other = (str(tmp_path / f"{n}_seed{{seed}}.txt") for n in ("teacher", "student", "other"))
+    copy = "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])"  # fails where the teacher is missing
+    write = "import sys; open(sys.argv[1], 'a').write('t')"
+    make = KINDS["unlabelled"]
+    approaches = [
+        make(name="distilled", config=[], requires=Requires(path=teacher, commands=[["python", "-c", write, teacher]])),
+        make(name="unrelated", config=[], requires=Requires(path=other, commands=[["python", "-c", write, other]])),
+        make(name="self_trained", config=[], args=["--data.init_args.soft_labels", student],
+             requires=Requires(path=student, commands=[["python", "-c", copy, teacher, student]])),
+    ]
+    study = dataclasses.replace(load_study(study_file(tmp_path)), approaches=approaches)
+    assert [a.name for a in inputs_of(study, approaches[2], 1, 0)] == ["distilled"]
+    assert inputs_of(study, approaches[0], 1, 0) == []
+    prepared = {}
+    assert prepare_with_inputs(study, approaches[2], 1, tmp_path, prepared, labels=0) is None
+    assert (tmp_path / "student_seed1.txt").read_text() == "t" and not (tmp_path / "other_seed1.txt").exists()
+    assert prepare_with_inputs(study, approaches[2], 1, tmp_path, {}, labels=0) is None  # kept: made once
+    assert (tmp_path / "teacher_seed1.txt").read_text() == "t"
+
+
 def test_an_interrupted_prerequisite_fit_continues_from_its_last_checkpoint(tmp_path, monkeypatch):
     from src.studies import runner
     from src.studies.approach import Requires

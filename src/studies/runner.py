@@ -108,7 +108,8 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
         run_dir = out / "runs" / run.approach / f"n{run.labels}_seed{run.seed}"
         run_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        error = prepare(study.approach(run.approach), run.seed, out, prepared, in_process, run.labels)
+        error = prepare_with_inputs(study, study.approach(run.approach), run.seed, out, prepared, in_process,
+                                    run.labels)
         prepare_s[run] = time.perf_counter() - start  # a teacher's time is not the run's
         if error is not None:
             record(run, error, run_dir, 0.0)
@@ -126,6 +127,29 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
             error = last_error(result.job.log, result.code)
         record(result.job.name, error, run_dir, result.wall_s)
     return read_rows(study)
+
+
+def inputs_of(study: Study, approach: Approach, seed: int, labels: int | None) -> list[Approach]:
+    """The study's other approaches whose prerequisite `approach` reads: that prerequisite's path is among its
+    arguments or its own prerequisite's commands (a first student reads `distilled`'s teacher, an ensemble student its
+    first member). So `--only self_trained` on a fresh machine makes the teachers before the first students."""
+    mine = approach.requires.path if approach.requires else None
+    reads = "\n".join(one.seeded(approach.args, seed, labels)
+                      + [a for cmd in (approach.requires.commands if approach.requires else [])
+                         for a in one.seeded(cmd, seed, labels)])
+    return [a for a in study.approaches if a.requires and a.requires.path != mine
+            and one.seeded([a.requires.path], seed, labels)[0] in reads]
+
+
+def prepare_with_inputs(study: Study, approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
+                        in_process: bool = False, labels: int | None = None, seen: tuple[str, ...] = ()) -> str | None:
+    """`prepare`, after the prerequisites of the approaches it reads from (`inputs_of`, and theirs)."""
+    for other in inputs_of(study, approach, seed, labels):
+        if other.name not in seen:
+            error = prepare_with_inputs(study, other, seed, out, prepared, in_process, labels, (*seen, approach.name))
+            if error is not None:
+                return error
+    return prepare(approach, seed, out, prepared, in_process, labels)
 
 
 def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
