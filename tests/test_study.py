@@ -12,7 +12,7 @@ import yaml
 from src.errors import UserError
 from src.studies.report import report
 from src.studies.run import fit_args, seeded
-from src.studies.runner import plan, read_rows
+from src.studies.runner import inputs_of, plan, read_rows
 from src.studies.schema import load_study, parse_study
 
 
@@ -80,7 +80,8 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
         if approach.kind == "demonstrations":
             assert len(printed["model"]["init_args"]["demonstrations"]) == 4
         if approach.requires:  # what it prepares is what the runs read, per seed (and budget, where it names one)
-            assert seeded([approach.requires.path], 1, labels)[0] in args
+            path = seeded([approach.requires.path], 1, labels)[0]
+            assert any(path == a or f'"{path}"' in a for a in args)  # an argument, or a member of a list argument
             for cmd in approach.requires.commands:
                 if cmd[3] == "fit" and "/export/" in approach.requires.path:  # the fit exports where runs read
                     assert export_folder(seeded(cmd[3:], 1, labels), capsys) == \
@@ -107,17 +108,20 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
                 assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
-def test_the_one_command_recipe_is_the_studys_distilled_entry_and_exports_its_student(shared_imdb, capsys):
-    """configs/studies/distilled.yaml: the label-budget study's `distilled` (the same teacher, made once, and the same
-    student arguments) on the same test reviews, and its student exported into its run folder, where `serve` and
-    `pipeline` load it."""
+@pytest.mark.parametrize("name", ["distilled", "distilled_ensemble"])
+def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shared_imdb, capsys, name):
+    """configs/studies/distilled.yaml: the label-budget study's `distilled` and `distilled_ensemble` (the same
+    teachers, made once, and the same student arguments) on the same test reviews, each student exported into its run
+    folder, where `serve` and `pipeline` load it; the ensemble's first member is the single teacher, made first."""
     recipe, study = load_study("configs/studies/distilled.yaml"), load_study("configs/studies/label_budget.yaml")
-    mine, theirs = recipe.approach("distilled"), study.approach("distilled")
+    mine, theirs = recipe.approach(name), study.approach(name)
     assert mine.requires == theirs.requires and mine.config == theirs.config
     assert mine.args == [*theirs.args, "--trainer.callbacks+=src.callbacks.HFExport"]
     assert (recipe.eval_split, recipe.eval_size, recipe.eval_seed) == (study.eval_split, study.eval_size,
                                                                       study.eval_seed)
-    run_dir = recipe.folder() / "runs" / "distilled" / "n0_seed0"
+    if name == "distilled_ensemble":
+        assert [a.name for a in inputs_of(recipe, mine, 0, 0)] == ["distilled"]
+    run_dir = recipe.folder() / "runs" / name / "n0_seed0"
     assert export_folder(["fit", *fit_args(recipe, mine, 0, 0, run_dir)], capsys) == str(run_dir / "export")
 
 
@@ -317,7 +321,7 @@ def test_only_a_later_approach_still_makes_the_prerequisites_its_own_prerequisit
 
     from src.studies.approach import Requires
     from src.studies.kinds import KINDS
-    from src.studies.runner import inputs_of, prepare_with_inputs
+    from src.studies.runner import prepare_with_inputs
 
     teacher, student, other = (str(tmp_path / f"{n}_seed{{seed}}.txt") for n in ("teacher", "student", "other"))
     copy = "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])"  # fails where the teacher is missing
