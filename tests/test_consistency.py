@@ -135,3 +135,26 @@ def test_the_human_labels_repeat_to_make_their_share_of_the_training_set(tiny_be
     assert train["input_ids"][:4] == train["input_ids"][4:8]
     with pytest.raises(UserError, match="labelled_share 1.0"):
         fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path, label_budget=4, unlabelled=6, labelled_share=1.0))
+
+
+def test_unlabelled_reviews_read_on_past_copies_of_the_teachers_reviews():
+    """IMDB's unsupervised split repeats some reviews: a copy of a teacher's review further on is skipped, and the
+    reviews after it still fill the count (it used to stop short: "has 1998 reviews not already trained on")."""
+    from types import SimpleNamespace
+
+    import datasets
+
+    from src.data.classification import ClassificationDataModule
+
+    rows = [[i] for i in range(10)] + [[0], [1]] + [[i] for i in range(10, 20)]  # two copies of taken reviews
+    pool = datasets.Dataset.from_dict({"input_ids": rows})
+    taken = {(0,), (1,)}  # the teacher's reviews, each also further on in the split
+
+    def unlabelled(n):  # the method alone, on the two attributes it reads
+        self = SimpleNamespace(hparams=SimpleNamespace(unlabelled=n), order_seed=7)
+        return ClassificationDataModule.unlabelled_ids(self, pool, taken)
+
+    ids = unlabelled(18)
+    assert sorted(ids) == [[i] for i in range(2, 20)]
+    with pytest.raises(UserError, match="data.unlabelled 19: the unsupervised split has 18 reviews"):
+        unlabelled(19)

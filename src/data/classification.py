@@ -132,8 +132,12 @@ class ClassificationDataModule(ReviewDataModule):
         teacher's reviews are the first of that same order)."""
         want = self.hparams.unlabelled
         pool = unsupervised.shuffle(seed=self.order_seed)
-        pool = pool.select(range(min(len(pool), want + len(taken))))["input_ids"]
-        ids = [x for x in pool if tuple(x) not in taken][:want]
+        ids, start = [], 0
+        while len(ids) < want and start < len(pool):  # IMDB repeats reviews: read on past copies of taken ones
+            stop = min(len(pool), start + want - len(ids) + len(taken))
+            ids += [x for x in pool.select(range(start, stop))["input_ids"] if tuple(x) not in taken]
+            start = stop
+        ids = ids[:want]
         if len(ids) < want:
             raise UserError(f"data.unlabelled {want}: the unsupervised split has {len(ids)} reviews not already "
                             "trained on; fix: ask for fewer")
