@@ -137,8 +137,11 @@ def inputs_of(study: Study, approach: Approach, seed: int, labels: int | None) -
     reads = "\n".join(one.seeded(approach.args, seed, labels)
                       + [a for cmd in (approach.requires.commands if approach.requires else [])
                          for a in one.seeded(cmd, seed, labels)])
-    return [a for a in study.approaches if a.requires and a.requires.path != mine
-            and one.seeded([a.requires.path], seed, labels)[0] in reads]
+    read: dict[str, Approach] = {}  # one approach per path (several share a teacher): the first
+    for a in study.approaches:
+        if a.requires and a.requires.path != mine and one.seeded([a.requires.path], seed, labels)[0] in reads:
+            read.setdefault(a.requires.path, a)
+    return list(read.values())
 
 
 def prepare_with_inputs(study: Study, approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
