@@ -19,6 +19,14 @@ NOTE = ("import os, sys, time; start = time.time(); time.sleep(float(sys.argv[1]
         "print(start, time.time(), os.environ['OMP_NUM_THREADS'], repr(os.environ.get('CUDA_VISIBLE_DEVICES')))")
 
 
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (not gone, not a zombie); it may exit between the two looks, so read once."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
 def test_local_workers_run_two_jobs_at_once_each_with_half_the_cores(tmp_path):
     jobs = [Job(i, [sys.executable, "-c", NOTE, "1.5"], tmp_path / f"{i}.log") for i in range(4)]
     done = list(Local(tmp_path / "w", workers=2).map(jobs))
@@ -107,14 +115,10 @@ def test_a_stopped_study_stops_its_runs_in_flight(tmp_path, monkeypatch, engine_
         time.sleep(0.1)
     pid = int((tmp_path / "pid").read_text())
     done.close()  # what Ctrl-C in the study does to the generator
-    def alive() -> bool:
-        status = Path(f"/proc/{pid}/status")
-        return status.exists() and "zombie" not in status.read_text()
-
     deadline = time.time() + 15
-    while alive() and time.time() < deadline:
+    while alive(pid) and time.time() < deadline:
         time.sleep(0.2)
-    assert not alive()
+    assert not alive(pid)
 
 
 def test_a_run_dies_with_the_worker_that_runs_it(tmp_path):
@@ -131,7 +135,6 @@ def test_a_run_dies_with_the_worker_that_runs_it(tmp_path):
     worker.kill()
     worker.wait()
     deadline = time.time() + 10
-    while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() \
-            and time.time() < deadline:
+    while alive(pid) and time.time() < deadline:
         time.sleep(0.1)
-    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert not alive(pid)
