@@ -5,6 +5,7 @@
 - unlabelled.py: no human labels (zero-shot, a distilled student)
 - demonstrations.py: k labelled demonstrations in the prompt (in-context learning)
 - calibrations.py: a zero-shot run classified under several calibrations from the same scores (the prompt grid)
+- train_reviews.py: N labelled training reviews, every one at most (fully supervised recipes: the time-budget search)
 
 To run: python -m src study run --config configs/studies/label_budget.yaml
 """
@@ -24,4 +25,5 @@ def register(name: str):
     return add
 
 
-from src.studies.kinds import calibrations, demonstrations, labels, unlabelled  # noqa: E402, F401  (they register)
+# Importing a kind registers it.
+from src.studies.kinds import calibrations, demonstrations, labels, train_reviews, unlabelled  # noqa: E402, F401
