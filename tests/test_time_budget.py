@@ -31,9 +31,10 @@ class FakeTime(L.Callback):
 
 
 def test_a_budgeted_fit_schedules_by_time_goes_around_the_data_and_validates_last_within_budget(
-        tiny_bert, imdb_dir, tmp_path):
+        tiny_bert, imdb_dir, tmp_path, capsys):
     # 80 training reviews in batches of 16: 5 steps an epoch; 16 validation reviews in batches of 8: 10 s each time.
-    cli = main([*tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs="-1", data__eval_batch_size="8"),
+    cli = main([*tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs="-1", data__eval_batch_size="8",
+                                progress_lines__every_n_steps="5"),
                 "--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "4",
                 "--trainer.callbacks.init_args.margin", "0"], run=False)
     (budget,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, TimeBudget)]
@@ -51,6 +52,9 @@ def test_a_budgeted_fit_schedules_by_time_goes_around_the_data_and_validates_las
     assert fake.lrs[0] == 0 and fake.lrs[2] < peak and fake.lrs.index(peak) <= 5  # warm-up: the first 10% of the time
     assert all(a >= b for a, b in zip(fake.lrs[fake.lrs.index(peak):], fake.lrs[fake.lrs.index(peak) + 1:]))
     assert fake.lrs[-1] < 0.2 * peak  # decayed by the budget's end (to within two of these 23 long steps)
+    # Progress lines count no step total (there is none) and say the budget's time left: at step 5, 240 - 50 s.
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert lines[0].startswith("step 5  loss ") and lines[0].endswith("left 0:03:10 of the budget")
 
 
 def test_a_resumed_budget_keeps_the_time_already_spent():

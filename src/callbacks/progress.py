@@ -4,11 +4,14 @@ one line in place, which a file only receives at the end.
 To run: on in every fit (src/cli.py adds it): python -m src fit --config configs/bert_imdb.yaml > fit.log 2>&1
 """
 
+import math
 import sys
 import time
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+
+from src.callbacks.time_budget import TimeBudget
 
 
 def _clock(seconds: float) -> str:
@@ -17,8 +20,8 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressLines(Callback):
-    """Every `every_n_steps` steps a line with step, loss, training samples/s, elapsed time and time left; after each
-    validation a line with its metrics."""
+    """Every `every_n_steps` steps a line with step, loss, training samples/s, elapsed time and time left (of the
+    steps, or of a `TimeBudget`'s training time); after each validation a line with its metrics."""
 
     def __init__(self, every_n_steps: int = 50, on_terminal: bool = False):
         """
@@ -43,10 +46,18 @@ class ProgressLines(Callback):
         if not self.active or loss is None or step % self.every_n_steps:  # None: a fit that trains nothing
             return
         elapsed = time.perf_counter() - self.start
-        total = trainer.estimated_stepping_batches
+        total = trainer.estimated_stepping_batches  # infinite when a time budget, not a step count, ends the fit
+        budget = next((cb for cb in trainer.callbacks if isinstance(cb, TimeBudget)), None)
+        if budget is not None:
+            left = f"  left {_clock(max(0.0, budget.training_budget() - budget.elapsed()))} of the budget"
+        elif math.isfinite(total):
+            left = f"  left {_clock(elapsed / max(step - self.first_step, 1) * (total - step))}"
+        else:
+            left = ""
+        of = f"/{total}" if math.isfinite(total) else ""
         rate = self.samples / max(elapsed - self.in_validation, 1e-9)
-        print(f"step {step}/{total}  loss {float(loss):.4f}  {rate:.1f} samples/s  elapsed {_clock(elapsed)}  "
-              f"left {_clock(elapsed / max(step - self.first_step, 1) * (total - step))}", flush=True)
+        print(f"step {step}{of}  loss {float(loss):.4f}  {rate:.1f} samples/s  elapsed {_clock(elapsed)}{left}",
+              flush=True)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.validating_since = time.perf_counter()
