@@ -34,7 +34,7 @@ def test_a_budgeted_fit_schedules_by_time_goes_around_the_data_and_validates_las
         tiny_bert, imdb_dir, tmp_path, capsys):
     # 80 training reviews in batches of 16: 5 steps an epoch; 16 validation reviews in batches of 8: 10 s each time.
     cli = main([*tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs="-1", data__eval_batch_size="8",
-                                progress_lines__every_n_steps="5"),
+                           progress_lines__every_n_steps="5"),
                 "--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "4",
                 "--trainer.callbacks.init_args.margin", "0"], run=False)
     (budget,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, TimeBudget)]

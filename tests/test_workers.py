@@ -19,13 +19,13 @@ NOTE = ("import os, sys, time; start = time.time(); time.sleep(float(sys.argv[1]
         "print(start, time.time(), os.environ['OMP_NUM_THREADS'], repr(os.environ.get('CUDA_VISIBLE_DEVICES')))")
 
 
-
 def alive(pid: int) -> bool:
     """Whether the process runs (not gone, not a zombie); it may exit between the two looks, so read once."""
     try:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return False
+
 
 def test_local_workers_run_two_jobs_at_once_each_with_half_the_cores(tmp_path):
     jobs = [Job(i, [sys.executable, "-c", NOTE, "1.5"], tmp_path / f"{i}.log") for i in range(4)]
