@@ -1,9 +1,10 @@
 """CPU inference: this project's predict path (`src.api.load(...).predict`: length-sorted batches, dynamic padding,
 head+tail truncation) against `transformers.pipeline("text-classification")` in its documented batched use, on the
 same test reviews, side by side (arms alternated in every round, medians of the rounds, one warm-up call each).
-The predict path's arms: fp32, bf16 autocast (CPUs with native bf16 only), dynamic int8 (`quantize="int8"`), and
-what the field uses, each behind the same batches: `torch.compile` (of fp32 and of int8), ONNX Runtime (fp32; int8
-after its transformer fusions and dynamic quantization) and OpenVINO (fp32). Reviews/s, accuracy, agreement with fp32.
+The predict path's arms: fp32, bf16 (autocast, and weights cast to bf16; CPUs with native bf16 only), dynamic int8
+(`quantize="int8"`), and what the field uses, each behind the same batches: `torch.compile` (of fp32 and of int8),
+ONNX Runtime (fp32; int8 after its transformer fusions and dynamic quantization) and OpenVINO (fp32; bf16 where the
+CPU has it natively). Reviews/s, accuracy, agreement with fp32.
 
 ONNX Runtime and OpenVINO are not dependencies of the project: `pip install -r benchmarks/requirements-inference.txt`
 (an arm whose package is missing is written as skipped).
@@ -82,13 +83,17 @@ def onnxruntime_arms(model: nn.Module, folder: Path, threads: int) -> dict[str, 
     return {"ONNX Runtime (fp32)": session(plain), "ONNX Runtime (int8, fused)": session(int8)}
 
 
-def openvino_arm(folder: Path, threads: int) -> dict[str, nn.Module]:
+def openvino_arms(folder: Path, threads: int, bf16: bool) -> dict[str, nn.Module]:
+    """OpenVINO from the same ONNX file, its precision said explicitly: on a CPU with native bf16 (AMX) OpenVINO's
+    default is bf16, so an arm left at the default would not be the fp32 it is named."""
     import openvino as ov
 
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(folder / "model.onnx")), "CPU",
-                                  {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
-    return {"OpenVINO (fp32)": Session(lambda ids, mask: compiled({"input_ids": ids, "attention_mask": mask})[0])}
+    core, arms = ov.Core(), {}
+    for name, precision in (("OpenVINO (fp32)", "f32"), ("OpenVINO (bf16)", "bf16"))[: 2 if bf16 else 1]:
+        compiled = core.compile_model(core.read_model(str(folder / "model.onnx")), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})
+        arms[name] = Session(lambda ids, mask, c=compiled: c({"input_ids": ids, "attention_mask": mask})[0])
+    return arms
 
 
 def main() -> None:
@@ -130,16 +135,20 @@ def main() -> None:
             for scores in classify(batch, batch_size=args.batch_size, truncation=True, max_length=max_length)],
         "predict (fp32)": fp32.predict,
     }, {}
-    if cpu_has_fast_bf16():
+    fast_bf16 = cpu_has_fast_bf16()
+    if fast_bf16:
         arms["predict (bf16 autocast)"] = bf16
+        # bf16 weights: no fp32 copy of each weight cast on every call, as autocast makes
+        arms["predict (bf16 weights, quantize='bf16')"] = load(args.run, batch_size=args.batch_size,
+                                                                quantize="bf16").predict
     else:
-        skipped["predict (bf16 autocast)"] = "no native bf16 on this CPU (emulated, many times slower)"
+        skipped["predict (bf16 autocast, bf16 weights)"] = "no native bf16 on this CPU (emulated, many times slower)"
     int8 = load(args.run, batch_size=args.batch_size, quantize="int8")
     arms["predict (dynamic int8, quantize='int8')"] = int8.predict
     arms["predict (torch.compile, fp32)"] = with_model(torch.compile(fp32.module.model, dynamic=True))
     arms["predict (dynamic int8 + torch.compile)"] = with_model(torch.compile(int8.module.model, dynamic=True))
     for name, build in (("ONNX Runtime", lambda: onnxruntime_arms(fp32.module.model, folder, threads)),
-                        ("OpenVINO", lambda: openvino_arm(folder, threads))):
+                        ("OpenVINO", lambda: openvino_arms(folder, threads, fast_bf16))):
         try:
             arms |= {arm: with_model(model) for arm, model in build().items()}
         except ImportError as err:
@@ -188,7 +197,9 @@ def write_table(meta: dict, rows: list[dict]) -> str:
               f"{r['agreement_with_predict_fp32']:.3f} |" for r in rows]
     lines += [f"| {arm} | skipped: {why} | | | |" for arm, why in meta["skipped"].items()]
     table = "\n".join(lines)
-    write_between_markers(DOC, "inference", table, heading="## 5. Inference on CPU: predict against pipeline")
+    # one table per CPU kind: a run on another machine adds its own table rather than replacing this one's
+    write_between_markers(DOC, f"inference-{meta['cpu_capability']}", table,
+                          heading="## 5. Inference on CPU: predict against pipeline")
     return table
 
 

@@ -1,39 +1,50 @@
-"""Dynamic int8 inference on CPU: every `nn.Linear` of a model keeps int8 weights and quantizes its inputs on the
-fly (torch's dynamic quantization), so the matrix products, most of an encoder's time, run in int8. For a trained
-classifier: 1.46x fp32 on 2 AVX2 cores, 2.0x on AVX512 with VNNI, about 4% of labels changed and no measurable
-change of accuracy (benchmarks/inference.py, docs/benchmarks.md). Quantized layers run on the CPU only: refused
-elsewhere.
+"""Faster inference in lower precision, chosen with `quantize`:
+- `int8`: every `nn.Linear` keeps int8 weights and quantizes its inputs on the fly (torch's dynamic quantization),
+  so the matrix products, most of an encoder's time, run in int8. CPU only. For a trained classifier 1.46x fp32 on 2
+  AVX2 cores, about 4% of labels changed, no measurable change of accuracy.
+- `bf16`: the weights cast to bfloat16, so every product runs in bf16 (oneDNN's AMX kernels on a CPU). On CPUs with
+  native bf16 (AVX512-BF16/AMX) and on GPUs; refused on other CPUs, which emulate it many times slower than fp32.
+Both measured against `transformers.pipeline` in benchmarks/inference.py (docs/benchmarks.md, section 5).
 
-To run: python -m src serve outputs/bert_imdb/version_0 --quantize int8
+To run: python -m src serve outputs/bert_imdb/version_0 --quantize bf16
 """
 
+import copy
 import warnings
 
 import torch
 from torch import nn
 
 from src.errors import UserError
+from src.hardware import cpu_has_fast_bf16
 
-CHOICES = ("int8",)
+CHOICES = ("int8", "bf16")
 
 
 def quantized(model: nn.Module, how: str | None, device: str | torch.device = "cpu") -> nn.Module:
-    """`model` with its Linear layers in dynamic int8 (`how="int8"`), or as it is (`how=None`); the weights are
-    copied, `model` is left as it was."""
+    """`model` with its Linear layers in dynamic int8 (`how="int8"`), with its weights in bfloat16 (`how="bf16"`),
+    or as it is (`how=None`); the weights are copied, `model` is left as it was."""
     check(how, device)
     if how is None:
         return model
+    if how == "bf16":
+        return copy.deepcopy(model).to(torch.bfloat16)  # a module's predict_step reads its logits as float
     with warnings.catch_warnings():  # torch points eager-mode quantization users to torchao; it still works as is
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
 def check(how: str | None, device: str | torch.device = "cpu") -> None:
-    """A `UserError` naming the fix when `how` is not a known quantization or cannot run on `device`."""
+    """A `UserError` naming the fix when `how` is not a known quantization or cannot run (fast) on `device`."""
     if how is None:
         return
     if how not in CHOICES:
-        raise UserError(f"quantize {how!r} is not known; fix: quantize='int8', or leave it out for full precision")
-    if torch.device(device).type != "cpu":
+        raise UserError(f"quantize {how!r} is not known; fix: quantize='int8' or 'bf16', or leave it out for full "
+                        "precision")
+    on_cpu = torch.device(device).type == "cpu"
+    if how == "int8" and not on_cpu:
         raise UserError(f"int8 dynamic quantization runs on the CPU, not on {device}; fix: leave quantize out on a "
                         "GPU (use bf16 there) or run on the CPU")
+    if how == "bf16" and on_cpu and not cpu_has_fast_bf16():
+        raise UserError("quantize 'bf16' on a CPU without AVX512-BF16/AMX is many times slower than fp32 (emulated); "
+                        "fix: quantize='int8' on this CPU, or leave it out")

@@ -113,8 +113,9 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--workers_per_device", type=int, default=1,
                         help="inference processes per device, each with its own copy of the model (about 0.7 GB "
                              "resident each for MiniLM on a CPU); more serve more requests at once on many cores")
-    parser.add_argument("--quantize", choices=["int8"], default=None,
-                        help="int8: the model's Linear layers in dynamic int8, faster on a CPU (src/quantize.py)")
+    parser.add_argument("--quantize", choices=["int8", "bf16"], default=None,
+                        help="int8: the model's Linear layers in dynamic int8, faster on a CPU; bf16: its weights in "
+                             "bfloat16, on a CPU with AVX512-BF16/AMX or a GPU (src/quantize.py)")
     parser.add_argument("--max_chars", type=int, default=100_000, help="longest text accepted")
     parser.add_argument("--max_payload_mb", type=float, default=None,
                         help="largest request body accepted (default: room for --max_chars characters of any kind)")
@@ -131,11 +132,14 @@ def accelerator(name: str) -> str:
     return "mps" if platform.system() == "Darwin" and platform.machine() == "arm64" else "cpu"
 
 
-def check_problem(run: str) -> str | None:
-    """What is wrong with `run` (`src.api.check`'s one line), or None: run in a child process, which imports torch."""
+def check_problem(run: str, quantize: str | None = None, device: str = "cpu") -> str | None:
+    """What is wrong with `run` or with `quantize` on `device` (a one-line `UserError`), or None: run in a child
+    process, which imports torch."""
+    from src import quantize as quantization
     from src.api import check
 
     try:
+        quantization.check(quantize, device)
         check(run)
     except UserError as err:
         return str(err)
@@ -145,13 +149,13 @@ def check_problem(run: str) -> str | None:
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
     device = accelerator(a.accelerator)
-    if a.quantize and device != "cpu":
+    if a.quantize == "int8" and device != "cpu":
         raise UserError(f"--quantize {a.quantize} runs on the CPU, not on {device}; fix: --accelerator cpu, or leave "
                         "--quantize out")
     # Fail here, with the one-line error (python -m src prints it), not in a worker process; checked in a child so
     # that this process stays free of torch (see the note at the imports).
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        problem = child.submit(check_problem, a.run).result()
+        problem = child.submit(check_problem, a.run, a.quantize, device).result()
     if problem:
         raise UserError(problem)
     api = RunAPI(a.run, a.max_chars, a.quantize, max_batch_size=a.max_batch_size, batch_timeout=a.batch_timeout)

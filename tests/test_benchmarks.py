@@ -66,4 +66,4 @@ def test_the_inference_table_names_every_arm_and_why_one_was_skipped(tmp_path, m
     lines = module.write_table(meta, rows).splitlines()
     assert "| predict (fp32) | 15.0 | 1.50x | 0.900 | 1.000 |" in lines
     assert "| OpenVINO | skipped: not installed (openvino) | | | |" in lines
-    assert "10 test reviews" in lines[0] and "<!-- inference:start -->" in module.DOC.read_text()
+    assert "10 test reviews" in lines[0] and "<!-- inference-AVX2:start -->" in module.DOC.read_text()

@@ -270,6 +270,34 @@ def test_int8_predicts_nearly_what_full_precision_predicts_from_python_and_the_c
             load(run, device=device, quantize=how)
 
 
+def test_bf16_weights_predict_nearly_what_full_precision_predicts_and_are_refused_where_bf16_is_emulated(
+        fitted, tmp_path, monkeypatch):
+    import torch
+
+    import src.quantize
+    from src.api import load
+    from src.errors import UserError
+
+    run, args = fitted
+    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
+    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: False)  # an AVX2 CPU: emulated bf16 is refused
+    with pytest.raises(UserError, match="without AVX512-BF16/AMX is many times slower.*fix: quantize='int8'"):
+        load(run, quantize="bf16")
+    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)  # tiny model: fast enough emulated too
+    full, bf16 = load(run), load(run, quantize="bf16")
+    assert {p.dtype for p in bf16.module.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in full.module.model.parameters()} == {torch.float32}  # the full-precision model untouched
+    want, got = full.predict(texts), bf16.predict(texts)
+    for a, b in zip(want, got):
+        assert a["text"] == b["text"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
+    assert any(b["probabilities"] != a["probabilities"] for a, b in zip(want, got))  # bf16 did run
+    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
+    rows = predict_rows([*args, "--trainer.callbacks+=src.callbacks.Quantize", "--trainer.callbacks.how=bf16"],
+                        ckpt, texts, tmp_path)
+    for a, b in zip(got, rows):
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-6)  # the same bf16 model as Python's
+
+
 def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
     from src.api import load
     from src.errors import UserError

@@ -172,3 +172,15 @@ def test_int8_on_a_gpu_is_refused_in_one_line_before_anything_starts(tmp_path):
 
     with pytest.raises(UserError, match="--quantize int8 runs on the CPU, not on cuda; fix: --accelerator cpu"):
         main([str(tmp_path), "--accelerator", "cuda", "--quantize", "int8"])
+
+
+def test_bf16_where_the_cpu_emulates_it_is_refused_before_the_server_starts(run_and_expected, monkeypatch):
+    import src.quantize
+    from src.serve import check_problem
+
+    run = str(run_and_expected[0])
+    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: False)
+    assert "quantize 'bf16' on a CPU without AVX512-BF16/AMX" in check_problem(run, "bf16", "cpu")
+    assert check_problem(run, "bf16", "cuda") is None  # a GPU runs bf16 natively
+    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)
+    assert check_problem(run, "bf16", "cpu") is None

@@ -8,7 +8,7 @@
 - export.py: Hugging Face folders after fit
 - summary.py: the model's table at a fit's start; hparams with final metrics, and the closing message of a fit
 - time_budget.py: a fit that spends a wall-clock budget (schedule by time spent, stop in time for the last validation)
-- quantize.py: predict in dynamic int8 on a CPU
+- quantize.py: predict in dynamic int8 on a CPU, or with bf16 weights
 
 To run: python -m src fit --config configs/bert_imdb.yaml
 """
@@ -17,11 +17,12 @@ from src.callbacks.checkpointing import ResumeCheckpoint, StopOnNonFiniteLoss
 from src.callbacks.export import HFExport
 from src.callbacks.predictions import PredictionWriter
 from src.callbacks.progress import ProgressLines
-from src.callbacks.quantize import DynamicInt8
+from src.callbacks.quantize import DynamicInt8, Quantize
 from src.callbacks.reports import ClassificationReport, GenerationSample
 from src.callbacks.summary import ModelTable, RunSummary
 from src.callbacks.throughput import Throughput
 from src.callbacks.time_budget import TimeBudget
 
 __all__ = ["ResumeCheckpoint", "StopOnNonFiniteLoss", "HFExport", "PredictionWriter", "ClassificationReport",
-           "GenerationSample", "ModelTable", "ProgressLines", "RunSummary", "Throughput", "TimeBudget", "DynamicInt8"]
+           "GenerationSample", "ModelTable", "ProgressLines", "RunSummary", "Throughput", "TimeBudget", "DynamicInt8",
+           "Quantize"]
