@@ -174,6 +174,26 @@ def test_a_paired_verdict_only_where_the_interval_excludes_zero(tmp_path):
     assert "50.0 (1 run)" in text  # one run: no ±0.0
 
 
+def test_the_report_says_what_n_counts_per_kind_and_draws_points_for_a_single_budget(tmp_path):
+    from src.studies.report import plot, summarise
+
+    study = load_study(study_file(tmp_path))
+    write_rows(study, fake_rows(study))
+    assert "N is the number of human labels a run used." in report(study).read_text()
+    assert "by label budget" in plot(study, summarise(study, fake_rows(study)), tmp_path / "curves.png")
+    search = load_study(study_file(tmp_path, budgets=[22500], seeds=[0], approaches=[
+        {"name": name, "kind": "train_reviews", "config": []} for name in ("len256", "len384")]))
+    write_rows(search, fake_rows(search))
+    assert "N is the number of labelled training reviews a run used." in report(search).read_text()
+    assert (search.folder() / "learning_curve.png").stat().st_size > 0
+    assert "accuracy at N = 22500 (95%" in plot(search, summarise(search, fake_rows(search)), tmp_path / "one.png")
+    mixed = load_study(study_file(tmp_path, approaches=[{"name": "tune", "config": []},
+                                                        {"name": "all", "kind": "train_reviews", "config": []}]))
+    write_rows(mixed, fake_rows(mixed))
+    assert ("N is the number of human labels (tune); of labelled training reviews (all) a run used."
+            in report(mixed).read_text())
+
+
 def test_the_report_goes_into_the_doc_between_its_markers_and_keeps_the_rest(tmp_path):
     from src.doc_tables import write_between_markers
 

@@ -5,6 +5,7 @@ To run: python -m src study run --config configs/studies/label_budget.yaml
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Requires:
 class Approach:
     """The fields every kind has; `kind` picks the subclass."""
 
+    budget_meaning: ClassVar[str] = "human labels"  # what N counts, in the report's words (not a field: not keyed)
     name: str
     config: list[str]
     kind: str = "label_budget"

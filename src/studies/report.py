@@ -84,6 +84,24 @@ def cell_text(c: dict | None) -> str:
     return f"{100 * c['mean']:.1f} {spread} [{100 * c['boot_low']:.1f}–{100 * c['boot_high']:.1f}]"
 
 
+def budget_meanings(study: Study, cells: list[dict]) -> dict[str, list[str]]:
+    """What N counts (a fine-tuning run's N is human labels, a time-budget trial's N is training reviews), from the
+    kinds of the approaches in the table, with the approaches of each."""
+    shown, meanings = {c["approach"] for c in cells}, {}
+    for a in study.approaches:
+        if a.name in shown:
+            meanings.setdefault(a.budget_meaning, []).append(a.name)
+    return meanings
+
+
+def budget_caption(study: Study, cells: list[dict]) -> str:
+    meanings = budget_meanings(study, cells)
+    if len(meanings) == 1:
+        return f"N is the number of {next(iter(meanings))} a run used."
+    return "N is the number of " + "; of ".join(f"{m} ({', '.join(names)})" for m, names in meanings.items()) + \
+        " a run used."
+
+
 def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict], left_out: int,
              diffs: list[dict]) -> str:
     budgets = sorted({c["labels"] for c in cells})
@@ -105,8 +123,8 @@ def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict]
     notes = ["", f"Accuracy (%) on the same {n_eval} reviews of the **{study.eval_split}** split in every run "
              f"(evaluation hash `{ok[0]['eval_reviews'] if ok else '-'}`): mean over seeds ±half-width of its 95% t "
              f"interval over seeds (\"1 run\": no spread measured), and in brackets the 95% bootstrap interval "
-             f"resampling seeds and reviews together ({study.bootstrap} draws). N is the number of human labels a run "
-             "used. Minutes: wall time of the runs (rows recorded before `prepare_s` existed include their "
+             f"resampling seeds and reviews together ({study.bootstrap} draws). {budget_caption(study, cells)} "
+             "Minutes: wall time of the runs (rows recorded before `prepare_s` existed include their "
              "prerequisites), and apart, the prerequisites (teachers, first students, adaptation) these runs made, "
              "each counted once, by the first run that needed it (one made earlier, or by another approach, counts 0)."]
     if diffs:
@@ -128,13 +146,30 @@ def markdown(study: Study, cells: list[dict], ok: list[dict], failed: list[dict]
     return "\n".join(lines + notes) + "\n"
 
 
-def plot(study: Study, cells: list[dict], path: Path) -> None:
+def plot(study: Study, cells: list[dict], path: Path) -> str:
+    """Accuracy by label budget, one curve per approach (a level for 0 labels); where every run has the same budget
+    (a search among recipes) a curve would be dots at one x, so one point per approach. Returns the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    budgets = sorted({c["labels"] for c in cells})
+    if len(budgets) == 1:
+        title = points(ax, study, cells, budgets[0])
+    else:
+        title = curves(ax, study, cells)
+    ax.set_ylabel(f"accuracy on {study.eval_split} reviews (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return title
+
+
+def curves(ax, study: Study, cells: list[dict]) -> str:
     for i, a in enumerate(study.approaches):
         mine = sorted((c for c in cells if c["approach"] == a.name), key=lambda c: c["labels"])
         color = f"C{i % 10}"  # one colour per approach, in the study's order
@@ -150,14 +185,22 @@ def plot(study: Study, cells: list[dict], path: Path) -> None:
         ax.errorbar(x, y, yerr=half, fmt="none", capsize=3, color=color)
         ax.fill_between(x, [v - h for v, h in zip(y, half)], [v + h for v, h in zip(y, half)], alpha=0.2, color=color)
     ax.set_xscale("log")
-    ax.set_xlabel("human labels (log scale)")
-    ax.set_ylabel(f"accuracy on {study.eval_split} reviews (%)")
-    ax.set_title(f"{study.name}: accuracy by label budget (bars and bands: 95% interval over seeds)")
-    ax.grid(alpha=0.3)
+    meanings = budget_meanings(study, cells)
+    ax.set_xlabel(f"{next(iter(meanings)) if len(meanings) == 1 else 'N'} (log scale)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return f"{study.name}: accuracy by label budget (bars and bands: 95% interval over seeds)"
+
+
+def points(ax, study: Study, cells: list[dict], budget: int) -> str:
+    shown = [c for a in study.approaches for c in cells if c["approach"] == a.name]
+    for i, c in enumerate(shown):  # the bootstrap interval (seeds and reviews): defined for one run too
+        y = 100 * c["mean"]
+        ax.errorbar([i], [y], yerr=[[y - 100 * c["boot_low"]], [100 * c["boot_high"] - y]], fmt="o", capsize=6,
+                    color=f"C{i % 10}")
+        ax.annotate(f"{y:.1f}", (i, y), textcoords="offset points", xytext=(8, 0), fontsize=9)
+    ax.set_xticks(range(len(shown)), [c["approach"] for c in shown])
+    ax.set_xlim(-0.5, len(shown) - 0.5)
+    return f"{study.name}: accuracy at N = {budget} (95% bootstrap intervals)"
 
 
 def log_hparams(ok: list[dict], path: Path) -> None:

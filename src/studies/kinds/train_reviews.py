@@ -6,6 +6,7 @@ To run: python -m src study run --config configs/studies/time_budget_45min.yaml
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from src.studies.approach import Approach
 from src.studies.kinds import register
@@ -14,5 +15,7 @@ from src.studies.kinds import register
 @register("train_reviews")
 @dataclass
 class TrainReviews(Approach):
+    budget_meaning: ClassVar[str] = "labelled training reviews"
+
     def run_args(self, study, labels: int, seed: int) -> list[str]:
         return ["--data.init_args.limit_train", str(labels)]
