@@ -235,7 +235,7 @@ def report(study: Study, doc: bool = True) -> Path:
     table = markdown(study, cells, ok, [r for r in rows if r["status"] == "failed"], left_out, diffs)
     (out / "report.md").write_text(table)
     (out / "cells.json").write_text(json.dumps({"cells": cells, "differences": diffs}, indent=2))
-    plot(study, cells, out / "learning_curve.png")
+    title = plot(study, cells, out / "learning_curve.png")
     log_hparams(ok, out / "tensorboard")
     print(f"report: {out / 'report.md'}, {out / 'learning_curve.png'}, HPARAMS in {out / 'tensorboard'}", flush=True)
     if doc and study.doc:
@@ -243,6 +243,6 @@ def report(study: Study, doc: bool = True) -> Path:
         image = Path(study.doc).parent / f"{study.name}.png"
         image.write_bytes((out / "learning_curve.png").read_bytes())
         write_between_markers(study.doc, f"study:{study.name}",
-                              table + f"\n![{study.name}: accuracy by label budget]({image.name})\n")
+                              table + f"\n![{title}]({image.name})\n")
         print(f"-> {study.doc}", flush=True)
     return out / "report.md"
