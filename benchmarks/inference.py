@@ -197,9 +197,10 @@ def write_table(meta: dict, rows: list[dict]) -> str:
               f"{r['agreement_with_predict_fp32']:.3f} |" for r in rows]
     lines += [f"| {arm} | skipped: {why} | | | |" for arm, why in meta["skipped"].items()]
     table = "\n".join(lines)
-    # one table per CPU kind: a run on another machine adds its own table rather than replacing this one's
+    # one table per CPU kind: a run on another kind of CPU adds its own table (at the end, under its own heading, not
+    # a second "section 5") rather than replacing this one's
     write_between_markers(DOC, f"inference-{meta['cpu_capability']}", table,
-                          heading="## 5. Inference on CPU: predict against pipeline")
+                          heading=f"## Inference on CPU ({meta['cpu_capability']}): predict against pipeline")
     return table
 
 
