@@ -7,7 +7,7 @@ label-budget study is scored on its own from the very runs that labelled its stu
 Nothing is fitted (the members are): `fit` has no training batches, and the ensemble classifies through `predict`, the
 Python API and the study runner, from its inputs' texts (each member tokenizes them its own way).
 
-To run: python -m src predict --config configs/gpt_zeroshot_imdb/ensemble.yaml
+To run: python -m src predict --config configs/gpt_zeroshot_ensemble_imdb.yaml
           --model.init_args.members '[<run>, <run>]' --data.init_args.predict_texts '["A moving film."]'
 """
 
