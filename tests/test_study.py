@@ -12,7 +12,7 @@ import yaml
 from src.errors import UserError
 from src.studies.report import report
 from src.studies.run import fit_args, seeded
-from src.studies.runner import inputs_of, plan, read_rows
+from src.studies.runner import inputs_of, names, plan, read_rows
 from src.studies.schema import load_study, parse_study
 
 
@@ -81,7 +81,7 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
             assert len(printed["model"]["init_args"]["demonstrations"]) == 4
         if approach.requires:  # what it prepares is what the runs read, per seed (and budget, where it names one)
             path = seeded([approach.requires.path], 1, labels)[0]
-            assert any(path == a or f'"{path}"' in a for a in args)  # an argument, or a member of a list argument
+            assert names(path, "\n".join(args))  # an argument, a member of a list argument, or its run folder
             for cmd in approach.requires.commands:
                 if cmd[3] == "fit" and "/export/" in approach.requires.path:  # the fit exports where runs read
                     assert export_folder(seeded(cmd[3:], 1, labels), capsys) == \
@@ -332,6 +332,30 @@ def test_a_prerequisite_that_names_the_label_budget_runs_once_per_budget_and_see
     study = load_study(study_file(tmp_path))
     args = fit_args(study, approach, 64, 1, tmp_path / "runs" / "a" / "n64_seed1")
     assert str(tmp_path / "student_n64_seed1.txt") in args  # a run reads its own budget's and seed's
+
+
+def test_an_ensemble_of_runs_reads_the_prerequisite_written_into_a_member_run_folder(tmp_path):
+    """The ensemble teacher names its members' run folders, not the files their prerequisite wrote into them: it
+    depends on that prerequisite all the same (`--only zero_shot_ensemble` makes the teachers first); a folder whose
+    name only starts like a member's is no member."""
+    import dataclasses
+
+    from src.studies.approach import Requires
+    from src.studies.kinds import KINDS
+
+    make, run = KINDS["unlabelled"], tmp_path / "teacher_seed1"
+    teacher = make(name="distilled", config=[], requires=Requires(path=str(tmp_path / "teacher_seed{seed}" / "p.jsonl"),
+                                                                 commands=[]))
+
+    def ensemble(*members: str):
+        return make(name="ensemble", config=[], args=["--model.init_args.members", json.dumps(list(members))])
+
+    study = load_study(study_file(tmp_path))
+    for members, wanted in (([str(run), str(tmp_path / "other")], ["distilled"]), ([f"{run}0"], [])):
+        approach = ensemble(*members)
+        both = dataclasses.replace(study, approaches=[teacher, approach])
+        assert [a.name for a in inputs_of(both, approach, 1, 0)] == wanted
+    assert names(str(run / "p.jsonl"), f"--model.init_args.members\n{run}")  # one member, as an argument
 
 
 def test_only_a_later_approach_still_makes_the_prerequisites_its_own_prerequisite_reads(tmp_path):

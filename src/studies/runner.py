@@ -130,18 +130,26 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
 
 
 def inputs_of(study: Study, approach: Approach, seed: int, labels: int | None) -> list[Approach]:
-    """The study's other approaches whose prerequisite `approach` reads: that prerequisite's path is among its
-    arguments or its own prerequisite's commands (a first student reads `distilled`'s teacher, an ensemble student its
-    first member). So `--only self_trained` on a fresh machine makes the teachers before the first students."""
+    """The study's other approaches whose prerequisite `approach` reads: that prerequisite's path (or its run folder)
+    is among its arguments or its own prerequisite's commands (a first student reads `distilled`'s teacher, an ensemble
+    student or the ensemble teacher its first member). So `--only self_trained` on a fresh machine makes the teachers
+    before the first students."""
     mine = approach.requires.path if approach.requires else None
     reads = "\n".join(one.seeded(approach.args, seed, labels)
                       + [a for cmd in (approach.requires.commands if approach.requires else [])
                          for a in one.seeded(cmd, seed, labels)])
     read: dict[str, Approach] = {}  # one approach per path (several share a teacher): the first
     for a in study.approaches:
-        if a.requires and a.requires.path != mine and one.seeded([a.requires.path], seed, labels)[0] in reads:
+        if a.requires and a.requires.path != mine and names(one.seeded([a.requires.path], seed, labels)[0], reads):
             read.setdefault(a.requires.path, a)
     return list(read.values())
+
+
+def names(path: str, text: str) -> bool:
+    """Whether `text` (arguments and commands, one a line) names `path`, or as a whole value the run folder `path` was
+    written into: an ensemble's members are run folders (an argument of its own, or `"<folder>"` in a list)."""
+    folder = str(Path(path).parent)
+    return path in text or f'"{folder}"' in text or f"\n{folder}\n" in f"\n{text}\n"
 
 
 def prepare_with_inputs(study: Study, approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
