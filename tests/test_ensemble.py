@@ -32,8 +32,8 @@ def members(tiny_causal_lm, imdb_dir, tmp_path) -> list[str]:
 def test_ensemble_probabilities_are_the_mean_of_its_members(members):
     alone = torch.tensor([[row["probabilities"] for row in load(run).predict(TEXTS)] for run in members])
     assert (alone[0] - alone[1]).abs().max() > 1e-3  # the members disagree: the mean is neither one
-    ensemble = Ensemble(members=members, model_name=load(members[0]).data.hparams.tokenizer)
-    rows = Predictor(ensemble, load(members[0]).data).predict(TEXTS)
+    data = load(members[0]).data
+    rows = Predictor(Ensemble(members=members, model_name=data.hparams.tokenizer), data).predict(TEXTS)
     mean = alone.mean(0)
     assert torch.tensor([row["probabilities"] for row in rows]) == pytest.approx(mean, abs=1e-6)
     assert [row["label"] for row in rows] == mean.argmax(-1).tolist()
