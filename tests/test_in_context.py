@@ -39,3 +39,29 @@ def test_a_batch_leaves_the_prefix_unchanged(tiny_causal_lm):
     keys = module._prefix_cache()[0][0].clone()
     again = module.label_log_probs(enc["input_ids"], enc["attention_mask"])
     assert torch.equal(keys, module._prefix_cache()[0][0]) and torch.allclose(first, again)
+
+
+@pytest.mark.parametrize("tiny_causal_lm", ["llama"], indirect=True)
+def test_the_demonstrations_overlay_is_the_study_runs_draw_and_configures_the_fit(tiny_causal_lm, imdb_test_dir,
+                                                                                  tmp_path):
+    import json
+
+    from src.cli import main
+    from src.studies.kinds.demonstrations import Demonstrations
+    from src.studies.main import study
+    from src.studies.schema import parse_study
+    from tests.conftest import tiny_args
+
+    overlay = tmp_path / "demos" / "k4_seed1.yaml"
+    study(["demonstrations", "--k", "4", "--seed", "1", "--output", str(overlay), "--source", str(imdb_test_dir),
+           "--val_size", "16"])
+    spec = parse_study({"name": "s", "eval_split": "test", "source": str(imdb_test_dir), "val_size": 16, "budgets": [4],
+                        "seeds": [1],
+                        "approaches": [{"name": "icl", "kind": "demonstrations", "config": []}]}, "s")
+    drawn = Demonstrations(name="icl", config=[]).run_args(spec, 4, 1)  # what a study's in-context run gets
+    cli = main([*tiny_args(tiny_causal_lm, imdb_test_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml"),
+                "--config", "configs/studies/in_context.yaml", "--config", str(overlay)], run=False)
+    assert isinstance(cli.model, InContextClassifier)
+    assert cli.model.hparams.demonstrations == json.loads(drawn[1])
+    labels = json.loads(drawn[3])
+    assert cli.model.hparams.demonstration_labels == labels and sorted(labels) == [0, 0, 1, 1]

@@ -90,9 +90,11 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
 
 @pytest.mark.parametrize("path", sorted(p for p in Path("configs/studies").glob("*.yaml")
                                          if "python -m src study " in p.read_text()))
-def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_imdb, capsys):  # demonstrations: mirror
-    """Each study file: fields known, and every approach's run line parses with the CLI (as a run would start)."""
+def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_imdb, capsys, tmp_path):
+    """Each study file: fields known, and every approach's run line parses with the CLI (as a run would start); the
+    demonstrations a prerequisite draws (from the mirror) are drawn into tmp_path, where its next command reads them."""
     from src.cli import main
+    from src.studies.main import study as study_command
 
     study = load_study(path)
     assert plan(study)
@@ -101,10 +103,17 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
         with pytest.raises(SystemExit) as exit_:
             main(["fit", *args, "--print_config"])
         assert exit_.value.code == 0, (path, approach.name, capsys.readouterr().err)
+        made: dict[str, str] = {}  # what an earlier command writes -> where it wrote it here
         for cmd in approach.requires.commands if approach.requires else []:  # its prerequisites' command lines too
-            if cmd[1:3] == ["-m", "src"]:
+            cmd = [made.get(a, a) for a in seeded(cmd, 0, min(study.budgets))]
+            if cmd[3] == "study":  # `study demonstrations --output <overlay>`
+                out = cmd.index("--output") + 1
+                made[cmd[out]] = cmd[out] = str(tmp_path / Path(cmd[out]).name)
+                study_command(cmd[4:])
+                assert Path(cmd[out]).exists()
+            elif cmd[1:3] == ["-m", "src"]:
                 with pytest.raises(SystemExit) as exit_:
-                    main([*seeded(cmd[3:], 0, min(study.budgets)), "--print_config"])
+                    main([*cmd[3:], "--print_config"])
                 assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
@@ -310,6 +319,30 @@ def test_a_prerequisite_runs_once_per_seed_and_again_when_a_config_it_names_chan
     assert runs(0) == 1 and runs(0) == 1 and runs(1) == 1  # once per seed, then kept
     config.write_text("prompt: b\n")
     assert runs(0) == 2  # the config changed: prepared again
+
+
+def test_a_config_an_earlier_command_writes_does_not_make_the_prerequisite_run_again(tmp_path):
+    from src.studies.approach import Requires
+    from src.studies.kinds import KINDS
+    from src.studies.runner import prepare
+
+    overlay, made = tmp_path / "demos{seed}.yaml", tmp_path / "member{seed}.txt"
+    write = "import sys; open(sys.argv[1], 'a').write('x')"
+    approach = KINDS["upstream_labels"](name="a", config=[], requires=Requires(path=str(made), commands=[
+        ["python", "-c", write, str(overlay)],  # draws the demonstrations
+        ["python", "-c", write, str(made), "--config", str(overlay)]]))  # fits the member with them
+    for _ in range(2):
+        assert prepare(approach, 0, tmp_path, {}) is None
+    assert (tmp_path / "member0.txt").read_text() == "x"  # made once: the overlay's content is its command's
+
+
+def test_labels_only_prerequisites_use_place_the_row_without_a_label_argument(tmp_path):
+    study = load_study(study_file(tmp_path, approaches=[
+        {"name": "ens", "kind": "upstream_labels", "config": [], "budgets": [16],
+         "args": ["--model.init_args.members", '["m/icl_{labels}_seed{seed}"]']}]))
+    assert [(r.labels, r.seed) for r in plan(study)] == [(16, 0), (16, 1), (16, 2)]
+    args = fit_args(study, study.approach("ens"), 16, 1, tmp_path / "runs" / "ens" / "n16_seed1")
+    assert '["m/icl_16_seed1"]' in args and "--data.init_args.label_budget" not in args
 
 
 def test_a_prerequisite_that_names_the_label_budget_runs_once_per_budget_and_seed(tmp_path):

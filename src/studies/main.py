@@ -1,5 +1,6 @@
-"""The study commands: `python -m src study run|report` (a study file) and `python -m src prompts run|report` (the
-prompt grid). Bad input raises a `UserError`, which `python -m src` prints as one line with exit code 2.
+"""The study commands: `python -m src study run|report` (a study file), `python -m src study demonstrations` (an
+in-context run's demonstrations as a config overlay) and `python -m src prompts run|report` (the prompt grid). Bad
+input raises a `UserError`, which `python -m src` prints as one line with exit code 2.
 
 To run: python -m src study run --config configs/studies/label_budget.yaml
         python -m src prompts run --config configs/studies/prompts.yaml
@@ -9,6 +10,7 @@ import argparse
 
 from src.errors import UserError
 from src.studies import prompts, workers
+from src.studies.kinds.demonstrations import write_overlay
 from src.studies.report import report
 from src.studies.runner import run_study
 from src.studies.schema import load_study
@@ -37,11 +39,22 @@ def study_arguments() -> argparse.ArgumentParser:
             p.add_argument("--slurm", nargs="+", default=[], metavar="KEY=VALUE",
                            help="submitit parameters of the SLURM jobs, e.g. slurm_partition=gpu gpus_per_node=1 "
                                 "cpus_per_task=8 timeout_min=60")
+    p = sub.add_parser("demonstrations", help="write the k demonstrations a study's in-context run draws with a seed, "
+                       "as a config overlay for configs/studies/in_context.yaml (an ensemble's in-context member)")
+    p.add_argument("--k", type=int, required=True, help="how many demonstrations (class-balanced)")
+    p.add_argument("--seed", type=int, required=True, help="the seed of the draw and of their order")
+    p.add_argument("--output", required=True, help="the overlay to write, e.g. outputs/demos/k16_seed0.yaml")
+    p.add_argument("--source", default=None, help="the data source (default: the shared mirror, else stanfordnlp/imdb)")
+    p.add_argument("--val_size", type=float, default=2500, help="the held-out validation split, as the study's")
+    p.add_argument("--split_seed", type=int, default=42, help="the seed of that split, as the study's")
     return parser
 
 
 def study(argv: list[str]) -> None:
     args = study_arguments().parse_args(argv)
+    if args.command == "demonstrations":
+        val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
+        return write_overlay(args.output, args.source, args.k, args.seed, val_size, args.split_seed)
     spec = load_study(args.config, args.quick)
     if args.command == "run":
         run_study(spec, args.only, args.in_process, pool(args, spec.folder() / "workers"))

@@ -175,7 +175,10 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
     commands = [one.seeded(cmd, seed, labels) for cmd in need.commands]
     # What made the path: the commands and the content of the configs they name. A changed recipe (a new prompt for
     # a teacher, say) prepares again instead of reusing what the old one wrote.
-    configs = [cmd[i + 1] for cmd in commands for i, a in enumerate(cmd[:-1]) if a == "--config"]
+    # A config that an earlier command names is that command's output (demonstrations drawn for an in-context fit):
+    # the command is in the stamp, its output is not (absent before the first preparation, it would change the stamp).
+    configs = [cmd[i + 1] for n, cmd in enumerate(commands) for i, a in enumerate(cmd[:-1])
+               if a == "--config" and not any(cmd[i + 1] in earlier for earlier in commands[:n])]
     stamp = json.dumps({"commands": commands, "configs": provenance.inputs(configs)}, sort_keys=True)
     stamp_file = Path(f"{path.rstrip('/')}.prepared.json")
     if Path(path).exists() and stamp_file.exists() and stamp_file.read_text() == stamp:

@@ -6,6 +6,7 @@
 - demonstrations.py: k labelled demonstrations in the prompt (in-context learning)
 - calibrations.py: a zero-shot run classified under several calibrations from the same scores (the prompt grid)
 - train_reviews.py: N labelled training reviews, every one at most (fully supervised recipes: the time-budget search)
+- upstream_labels.py: N human labels used only by the run's prerequisites (an ensemble's in-context member)
 
 To run: python -m src study run --config configs/studies/label_budget.yaml
 """
@@ -26,4 +27,11 @@ def register(name: str):
 
 
 # Importing a kind registers it.
-from src.studies.kinds import calibrations, demonstrations, labels, train_reviews, unlabelled  # noqa: E402, F401
+from src.studies.kinds import (  # noqa: E402, F401
+    calibrations,
+    demonstrations,
+    labels,
+    train_reviews,
+    unlabelled,
+    upstream_labels,
+)
