@@ -66,7 +66,7 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
     assert {r.labels for r in plan(study)} == {0, 4, 8, 16, 64, 256, 1024}
     assert all(len(a.seeds or study.seeds) == 3 for a in study.approaches)
     for approach in study.approaches:
-        labels = 16 if approach.kind == "label_budget" else 4
+        labels = 16 if approach.kind in ("label_budget", "upstream_labels") else 4
         args = fit_args(study, approach, labels, 1, study.folder() / "runs" / "x" / "n16_seed1")
         with pytest.raises(SystemExit) as exit_:
             main(["fit", *args, "--print_config"])
