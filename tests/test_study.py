@@ -117,6 +117,19 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
                 assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
+def test_a_prerequisite_shared_between_study_files_is_made_by_the_same_commands_in_each():
+    """Study files share teachers by path (made once: the label-budget study reuses the validation study's). Other
+    commands for the same path would change its stamp, and each study would make it again over the other's."""
+    made: dict[str, tuple[str, list[list[str]]]] = {}  # path -> (the first approach naming it, its commands)
+    for path in sorted(Path("configs/studies").glob("*.yaml")):
+        if "python -m src study " not in path.read_text():
+            continue
+        for approach in load_study(path).approaches:
+            if approach.requires:
+                where = f"{path.name}:{approach.name}"
+                first, commands = made.setdefault(approach.requires.path, (where, approach.requires.commands))
+                assert commands == approach.requires.commands, f"{approach.requires.path}: {first} and {where} differ"
+    assert len(made) > 1
 @pytest.mark.parametrize("name", ["distilled", "distilled_ensemble"])
 def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shared_imdb, capsys, name):
     """configs/studies/distilled.yaml: the label-budget study's `distilled` and `distilled_ensemble` (the same
