@@ -130,11 +130,13 @@ def test_a_prerequisite_shared_between_study_files_is_made_by_the_same_commands_
                 first, commands = made.setdefault(approach.requires.path, (where, approach.requires.commands))
                 assert commands == approach.requires.commands, f"{approach.requires.path}: {first} and {where} differ"
     assert len(made) > 1
-@pytest.mark.parametrize("name", ["distilled", "distilled_ensemble"])
+@pytest.mark.parametrize("name", ["distilled", "distilled_ensemble", "distilled_ensemble_512_s512"])
 def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shared_imdb, capsys, name):
-    """configs/studies/distilled.yaml: the label-budget study's `distilled` and `distilled_ensemble` (the same
-    teachers, made once, and the same student arguments) on the same test reviews, each student exported into its run
-    folder, where `serve` and `pipeline` load it; the ensemble's first member is the single teacher, made first."""
+    """configs/studies/distilled.yaml: the label-budget study's `distilled`, `distilled_ensemble` and
+    `distilled_ensemble_512_s512` (the same teachers, made once, and the same student arguments) on the same test
+    reviews, each student exported into its run folder, where `serve` and `pipeline` load it; the ensemble's first
+    member is the single teacher, made first; the 512-token members are fitted (the teacher's entry) before they
+    label."""
     recipe, study = load_study("configs/studies/distilled.yaml"), load_study("configs/studies/label_budget.yaml")
     mine, theirs = recipe.approach(name), study.approach(name)
     assert mine.requires == theirs.requires and mine.config == theirs.config
@@ -143,6 +145,9 @@ def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shar
                                                                       study.eval_seed)
     if name == "distilled_ensemble":
         assert [a.name for a in inputs_of(recipe, mine, 0, 0)] == ["distilled"]
+    if name == "distilled_ensemble_512_s512":
+        assert [a.name for a in inputs_of(recipe, mine, 0, 0)] == ["zero_shot_ensemble_512"]
+        assert recipe.approach("zero_shot_ensemble_512") == study.approach("zero_shot_ensemble_512")
     run_dir = recipe.folder() / "runs" / name / "n0_seed0"
     assert export_folder(["fit", *fit_args(recipe, mine, 0, 0, run_dir)], capsys) == str(run_dir / "export")
 
