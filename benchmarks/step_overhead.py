@@ -2,11 +2,14 @@
 on the same reviews (batches of 16 at max length 64, AdamW, linear schedule with warm-up) by
   plain    a plain PyTorch loop over a DataLoader, fused AdamW (the floor);
   trainer  the Hugging Face `Trainer` (its defaults: progress bar, logging every 10 steps as the recipe does);
+  trainer_ckpt  the same, saving its resume state every 50 steps as fit does (weights, optimizer, schedule, random
+           state; `save_steps=50`, the last one kept), so that both arms do the same work besides the loop;
   fit      this project's fit with the recipe's callbacks (`configs/bert_imdb.yaml`: checkpoints every 50 steps,
            learning-rate monitor, throughput, progress bar, logging every 10 steps), validation off.
 Each arm trains 2S steps from a fresh model and notes when every step starts; the time from the start of step S to the
 end of step 2S, over S, is its cost per step without its start-up (model, optimizer, tokenized cache, the first
-batches) and with what it does every N steps (logging, checkpoints). Arms alternate round by round; medians over rounds.
+batches) and with what it does every N steps (logging, checkpoints: four saves for the arms that save every 50). Arms
+alternate round by round; medians over rounds.
 One intra-op thread (`--threads`): the maths is tiny, the cost measured is Python's, and a second thread only adds
 waits at every op's barrier (many times the step itself when another process shares the cores).
 
@@ -92,7 +95,7 @@ def plain(model_dir: str, train, steps: int) -> float:
     return starts + [now()]
 
 
-def trainer(model_dir: str, train, steps: int, out: Path) -> list[float]:
+def trainer(model_dir: str, train, steps: int, out: Path, save_steps: int | None = None) -> list[float]:
     from transformers import (
         AutoModelForSequenceClassification,
         DataCollatorWithPadding,
@@ -116,8 +119,9 @@ def trainer(model_dir: str, train, steps: int, out: Path) -> list[float]:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
                              weight_decay=0.01, warmup_steps=int(0.1 * steps), lr_scheduler_type="linear",
-                             logging_steps=10, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
-                             seed=42)
+                             logging_steps=10, save_strategy="steps" if save_steps else "no",
+                             save_steps=save_steps or 500, save_total_limit=1, report_to=[],
+                             use_cpu=not torch.cuda.is_available(), seed=42)
     clock = Clock()
     run = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(
         load_tokenizer(model_dir)), callbacks=[clock])
@@ -155,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="S: each arm trains 2S steps, timed over the last S")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--arms", nargs="+", default=["plain", "trainer", "fit"])
+    parser.add_argument("--arms", nargs="+", default=["plain", "trainer", "trainer_ckpt", "fit"])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -165,6 +169,7 @@ def main() -> None:
     train = training_set(model_dir, n, tmp / "cache")
     run = {"plain": lambda s, i: plain(model_dir, train, s),
            "trainer": lambda s, i: trainer(model_dir, train, s, tmp / f"trainer{i}"),
+           "trainer_ckpt": lambda s, i: trainer(model_dir, train, s, tmp / f"trainer_ckpt{i}", save_steps=50),
            "fit": lambda s, i: fit(model_dir, s, tmp / f"fit{i}", tmp / "cache", n)}
     per_step = ({arm: [] for arm in args.arms}, {arm: [] for arm in args.arms})  # wall, CPU
     for r in range(args.rounds + 1):  # round 0 warms up (imports, caches) and is dropped
@@ -185,7 +190,7 @@ def main() -> None:
                         "all_ms_per_step": {a: [1000 * x for x in t] for a, t in per_step[clock].items()}}
         for arm, t in median.items():
             ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
-            print(f"{name:4s} {arm:8s} {1000 * t:7.2f} ms/step{ratio}")
+            print(f"{name:4s} {arm:12s} {1000 * t:7.2f} ms/step{ratio}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2))
     print("->", OUT)
