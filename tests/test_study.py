@@ -130,6 +130,8 @@ def test_a_prerequisite_shared_between_study_files_is_made_by_the_same_commands_
                 first, commands = made.setdefault(approach.requires.path, (where, approach.requires.commands))
                 assert commands == approach.requires.commands, f"{approach.requires.path}: {first} and {where} differ"
     assert len(made) > 1
+
+
 @pytest.mark.parametrize("name", ["distilled", "distilled_ensemble", "distilled_ensemble_512_s512"])
 def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shared_imdb, capsys, name):
     """configs/studies/distilled.yaml: the label-budget study's `distilled`, `distilled_ensemble` and
