@@ -4,6 +4,7 @@ study's 2,000 test reviews), each arm in its own output folder, wall time of the
 predicted the same on every review.
 
 To run: .venv/bin/python benchmarks/study_workers.py --workers 2   (writes outputs/bench/study_workers.json)
+        python benchmarks/study_workers.py --approach finetune --budgets 16 64 256 1024 --workers 4 --gpus 0 0 0 0
 """
 
 import argparse
@@ -27,12 +28,14 @@ def main() -> None:
     parser.add_argument("--approach", default="linear_probe", help="an approach of configs/studies/label_budget.yaml")
     parser.add_argument("--budgets", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--extra", nargs="*", default=[], help="more `study run` options for the spread arm (--gpus)")
+    parser.add_argument("--gpus", type=int, nargs="+", default=[],
+                        help="the spread arm's GPUs, one per worker; a GPU listed N times takes N runs at once")
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "configs/studies/label_budget.yaml").read_text())
     tmp = Path(tempfile.mkdtemp(prefix="study_workers_"))
-    result, rows = {"approach": args.approach, "budgets": args.budgets, "seeds": args.seeds}, {}
-    for arm, extra in (("serial", []), (f"workers{args.workers}", ["--workers", str(args.workers), *args.extra])):
+    result, rows = {"approach": args.approach, "budgets": args.budgets, "seeds": args.seeds, "gpus": args.gpus}, {}
+    spread = ["--workers", str(args.workers), *(["--gpus", *map(str, args.gpus)] if args.gpus else [])]
+    for arm, extra in (("serial", []), (f"workers{args.workers}", spread)):
         spec = {k: base[k] for k in SETTINGS} | {
             "name": arm, "output_dir": str(tmp / arm), "budgets": args.budgets, "seeds": args.seeds,
             "reference": args.approach, "approaches": [a for a in base["approaches"] if a["name"] == args.approach]}

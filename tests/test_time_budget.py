@@ -11,10 +11,11 @@ from tests.conftest import tiny_args
 
 
 class FakeTime(L.Callback):
-    """Each training step takes 10 s and each validation batch 5 s, on the budget's clock; notes what happened."""
+    """Each training step takes 10 s and each validation batch 5 s, on the budget's clock (the sanity check's batches
+    `sanity` s each, in turn; none by default); notes what happened."""
 
-    def __init__(self):
-        self.now, self.lrs, self.validations = 0.0, [], []
+    def __init__(self, sanity: tuple[float, ...] = ()):
+        self.now, self.lrs, self.validations, self.sanity = 0.0, [], [], list(sanity)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
@@ -23,7 +24,7 @@ class FakeTime(L.Callback):
         self.now += 10
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self.now += 0 if trainer.sanity_checking else 5
+        self.now += (self.sanity.pop(0) if self.sanity else 0) if trainer.sanity_checking else 5
 
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking:
@@ -55,6 +56,25 @@ def test_a_budgeted_fit_schedules_by_time_goes_around_the_data_and_validates_las
     # Progress lines count no step total (there is none) and say the budget's time left: at step 5, 240 - 50 s.
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
     assert lines[0].startswith("step 5  loss ") and lines[0].endswith("left 0:03:10 of the budget")
+
+
+def test_a_budget_shorter_than_the_validation_interval_keeps_time_for_the_last_validation(
+        tiny_bert, imdb_dir, tmp_path):
+    # No validation inside the fit (the interval is an hour of real time), so nothing times one before the last: the
+    # sanity check's two batches (8 s, then 5 s) stand in, scaled to the 8 batches of 2 reviews (8 + 7 x 5 = 43 s).
+    cli = main([*tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs="-1", data__eval_batch_size="2",
+                           trainer__val_check_interval="00:01:00:00", trainer__num_sanity_val_steps="2"),
+                "--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "4",
+                "--trainer.callbacks.init_args.margin", "0"], run=False)
+    (budget,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, TimeBudget)]
+    fake = FakeTime(sanity=(8, 5))
+    budget.clock, budget.start = (lambda: fake.now), 0.0
+    cli.trainer.callbacks.insert(0, fake)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert budget.last_validation == 40  # the final validation, timed: 8 batches of 5 s
+    assert len(fake.validations) == 1 and fake.validations[0][0] == cli.trainer.global_step  # of the final weights
+    assert fake.now <= budget.budget  # the last validation fit inside the budget
+    assert budget.budget - fake.now < 20  # little of it unused: the estimate was 3 s over the real 40
 
 
 def test_a_resumed_budget_keeps_the_time_already_spent():

@@ -39,6 +39,17 @@ def test_local_workers_run_two_jobs_at_once_each_with_half_the_cores(tmp_path):
     assert {gpus for _, _, _, gpus in notes} == {"''"}  # CPU workers see no GPU
 
 
+def test_a_gpu_listed_twice_takes_two_runs_at_once(tmp_path):
+    # Small runs leave a GPU idle: `--workers 2 --gpus 0 0` puts two on GPU 0 (measured 2.58x with 4 on an H200).
+    jobs = [Job(i, [sys.executable, "-c", NOTE, "1.5"], tmp_path / f"{i}.log") for i in range(2)]
+    done = list(Local(tmp_path / "w", workers=2, gpus=[0, 0]).map(jobs))
+    assert all(d.code == 0 and not d.error for d in done)
+    notes = [(tmp_path / f"{i}.log").read_text().split() for i in range(2)]
+    (a0, b0), (a1, b1) = [(float(a), float(b)) for a, b, _, _ in notes]
+    assert a1 < b0 and a0 < b1  # at once
+    assert {gpus for _, _, _, gpus in notes} == {"'0'"}  # both on GPU 0
+
+
 def test_a_dead_worker_is_tried_once_more_and_a_failing_run_is_not(tmp_path):
     # The first try of `flaky` kills its worker (the process submitit runs it in), as a lost node or OOM would.
     kill_once = ("import os, pathlib, signal, sys; marker = pathlib.Path(sys.argv[1]); first = not marker.exists(); "

@@ -2,12 +2,14 @@
 spent, not a step count guessed in advance (warm-up and decay end when the budget does: the module's schedule asks
 `lr_factor`); training goes around the reviews as often as the budget allows (`max_epochs: -1`); it stops early
 enough that the last validation, of the final weights (Lightning validates when a callback stops the fit), and the
-export fit inside the budget. Time spent before a resume counts (it is kept in the checkpoint), so a preempted run
-still ends on time. Cramming (Geiping and Goldstein 2022) schedules by budget the same way.
+export fit inside the budget (until a validation has been timed, the sanity check's batches, scaled, stand in for it).
+Time spent before a resume counts (it is kept in the checkpoint), so a preempted run still ends on time. Cramming
+(Geiping and Goldstein 2022) schedules by budget the same way.
 
 To run: python -m src fit --config configs/bert_imdb.yaml --config configs/bert_imdb/time_budget.yaml
 """
 
+import math
 import time
 
 import lightning as L
@@ -30,9 +32,10 @@ class TimeBudget(Callback):
         self.offset = 0.0  # seconds spent before a resume
         # From here: the CLI makes its callbacks before it loads the model and tokenizes, and all that counts.
         self.start = self.clock()
-        self.last_validation = 0.0  # seconds the last validation inside the fit took
+        self.last_validation = 0.0  # seconds the last validation inside the fit took (or the sanity check's estimate)
         self.progress = 0.0  # the fraction of the training budget spent, as of the current step (same on every rank)
         self._validation_start: float | None = None
+        self._sanity_batches: list[float] = []  # the sanity check's seconds per batch
         self._step_start = 0.0
 
     def elapsed(self) -> float:
@@ -64,13 +67,27 @@ class TimeBudget(Callback):
         trainer.should_stop = trainer.should_stop or stop
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._validation_start = self.clock()
+        self._validation_start = self.clock()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if trainer.sanity_checking:
+            self._sanity_batches.append(self.clock() - sum(self._sanity_batches) - self._validation_start)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._validation_start is not None:
+        if self._validation_start is None:
+            return
+        if not trainer.sanity_checking:
             self.last_validation = self.clock() - self._validation_start
-            self._validation_start = None
+        elif not self.last_validation and self._sanity_batches:
+            # No validation timed yet (a budget shorter than the validation interval has none before the last): the
+            # sanity check's batches scaled to the whole validation, its first batch (warm-up) standing in for the
+            # fixed cost of an epoch's end.
+            first, rest = self._sanity_batches[0], self._sanity_batches[1:] or self._sanity_batches
+            total = sum(trainer.num_val_batches)
+            if math.isfinite(total):
+                self.last_validation = first + sum(rest) / len(rest) * max(total - 1, 0)
+        self._validation_start = None
 
     def state_dict(self) -> dict:
         return {"elapsed": self.elapsed(), "last_validation": self.last_validation}

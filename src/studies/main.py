@@ -33,7 +33,9 @@ def study_arguments() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, default=1,
                            help="runs at once, each its own process, through submitit: CPU workers share the cores; "
                                 "with --gpus, one run per GPU; with --engine slurm, the job array's parallelism")
-            p.add_argument("--gpus", type=int, nargs="+", help="the local GPUs to spread runs over, one per worker")
+            p.add_argument("--gpus", type=int, nargs="+",
+                           help="the local GPUs to spread runs over, one per worker (a GPU listed twice takes two "
+                                "runs at once: small models leave it idle)")
             p.add_argument("--engine", choices=["local", "slurm"], default="local",
                            help="local: this machine; slurm: a SLURM job array (run from a login node)")
             p.add_argument("--slurm", nargs="+", default=[], metavar="KEY=VALUE",
