@@ -175,7 +175,10 @@ def main() -> None:
         })
     meta = {"run": str(args.run), "n": args.n, "rounds": args.rounds, "batch_size": args.batch_size,
             "max_length": max_length, "threads": threads, "machine": platform.processor() or "cpu",
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "date": datetime.date.today().isoformat(),
+            # AMX tiles change bf16 speed several-fold within one capability: a CPU kind of its own
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()
+                              + ("+AMX" if torch.cpu._is_amx_tile_supported() else ""),
+            "date": datetime.date.today().isoformat(),
             "split": "test", "skipped": skipped}
     out = ROOT / "outputs" / "bench" / "inference.json"
     out.parent.mkdir(parents=True, exist_ok=True)
