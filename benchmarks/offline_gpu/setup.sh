@@ -25,7 +25,7 @@ for name, shape, dtype in json.loads((g / "index.json").read_text()):
 save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
 for f in g.iterdir():
     if f.is_dir(): shutil.copytree(f, out / f.name, dirs_exist_ok=True)
-    elif f.suffix not in (".xz",) and f.name != "index.json": shutil.copy(f, out / f.name)
+    elif f.suffix != ".xz" and f.name != "index.json": shutil.copy(f, out / f.name)
 print("minilm:", len(tensors), "tensors")
 PY
 if [ ! -e ../shared/data/imdb ]; then mkdir -p ../shared/data && ln -sfn "$PWD/.gpu/imdb" ../shared/data/imdb; fi

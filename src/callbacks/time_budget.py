@@ -35,7 +35,7 @@ class TimeBudget(Callback):
         self.last_validation = 0.0  # seconds the last validation inside the fit took (or the sanity check's estimate)
         self.progress = 0.0  # the fraction of the training budget spent, as of the current step (same on every rank)
         self._validation_start: float | None = None
-        self._sanity_batches: list[float] = []  # the sanity check's seconds per batch
+        self._sanity_ends: list[float] = []  # when each of the sanity check's batches ended
         self._step_start = 0.0
 
     def elapsed(self) -> float:
@@ -72,21 +72,23 @@ class TimeBudget(Callback):
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         if trainer.sanity_checking:
-            self._sanity_batches.append(self.clock() - sum(self._sanity_batches) - self._validation_start)
+            self._sanity_ends.append(self.clock())
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._validation_start is None:
             return
         if not trainer.sanity_checking:
             self.last_validation = self.clock() - self._validation_start
-        elif not self.last_validation and self._sanity_batches:
+        elif not self.last_validation and self._sanity_ends:
             # No validation timed yet (a budget shorter than the validation interval has none before the last): the
             # sanity check's batches scaled to the whole validation, its first batch (warm-up) standing in for the
             # fixed cost of an epoch's end.
-            first, rest = self._sanity_batches[0], self._sanity_batches[1:] or self._sanity_batches
+            ends = self._sanity_ends
+            first = ends[0] - self._validation_start
+            per_batch = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else first
             total = sum(trainer.num_val_batches)
             if math.isfinite(total):
-                self.last_validation = first + sum(rest) / len(rest) * max(total - 1, 0)
+                self.last_validation = first + per_batch * max(total - 1, 0)
         self._validation_start = None
 
     def state_dict(self) -> dict:
