@@ -321,6 +321,7 @@ def test_openvino_predicts_what_full_precision_predicts_and_names_what_it_cannot
         check_classifier(torch.nn.Linear(2, 2))
     with pytest.raises(UserError, match="'openvino-bf16' runs on the CPU, not on cuda"):
         load(run, device="cuda", quantize="openvino-bf16")
+    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)  # on an AVX2 CPU too: the install is named
     monkeypatch.setattr(src.openvino_model.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match=r"needs OpenVINO, which is not installed; fix: pip install -e '\.\[openvino"):
         load(run, quantize="openvino-bf16")
