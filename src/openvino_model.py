@@ -32,7 +32,7 @@ class OpenVINOClassifier(nn.Module):
     attention_mask=)` returns an output with `.logits` (float32, on the CPU). It holds no torch weights (OpenVINO
     keeps its own copy), only the model's config."""
 
-    def __init__(self, model: nn.Module, precision: str = "bf16", threads: int | None = None):
+    def __init__(self, model: nn.Module, precision: str = "bf16"):
         super().__init__()
         import openvino as ov
 
@@ -45,9 +45,9 @@ class OpenVINOClassifier(nn.Module):
         # Precision said explicitly: OpenVINO's default is bf16 only on some CPUs (AMX).
         self.compiled = ov.Core().compile_model(converted, "CPU", {
             "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()})
+            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_) -> SequenceClassifierOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SequenceClassifierOutput:
         out = self.compiled({"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()})
         return SequenceClassifierOutput(logits=torch.from_numpy(out[0].copy()))  # the request reuses its buffers
 
