@@ -10,7 +10,10 @@ Arms, each in a fresh process (so that its peak memory is its own), alternating 
   B32  B in fp32: the fastest the Trainer goes on such a CPU, and the arm C must beat;
   C    this project's fit: `python -m src fit --config configs/bench_fit.yaml`, timed around `trainer.fit`
        and `trainer.validate`;
-  C32  C in fp32 (32-true).
+  C32  C in fp32 (32-true);
+  Cc, Cc32  C and C32 with the Hugging Face model compiled (`torch.compile`, dynamic shapes), its compilation inside
+       the timed fit: whether compiling pays (the CPU: no; a GPU, where a small model's step costs its launches: to
+       measure).
 All arms train `--epochs` epochs (one by default) on the same `--n_train` reviews (the first of configs/bert_imdb.yaml's
 training split, cleaned of HTML line breaks) and score the same `--n_val` held-out reviews.
 
@@ -47,6 +50,8 @@ DESCRIBE = {
     "B32": "B in fp32",
     "C": "this project's fit (configs/bench_fit.yaml)",
     "C32": "C in fp32",
+    "Cc": "C, torch.compile",
+    "Cc32": "C32, torch.compile",
 }
 
 
@@ -119,7 +124,7 @@ def run_trainer(arm: str, length: int, args) -> dict:
             "val_acc": metrics["eval_acc"] if steps < 0 else None, "precision": "bf16" if bf16 else "fp32"}
 
 
-def run_fit(length: int, args, precision: str | None) -> dict:
+def run_fit(length: int, args, precision: str | None, compile_model: bool = False) -> dict:
     from src.cli import main
 
     cli = main(["--config", str(ROOT / "configs/bench_fit.yaml"), f"--data.max_length={length}",
@@ -128,6 +133,8 @@ def run_fit(length: int, args, precision: str | None) -> dict:
                 f"--trainer.max_epochs={args.epochs}", *([f"--trainer.precision={precision}"] if precision else [])],
                run=False)
     dm, trainer = cli.datamodule, cli.trainer
+    if compile_model:  # in place: the state dict's names stay; compiled at the first step, on the clock
+        cli.model.model.compile(dynamic=True)
     dm.prepare_data()  # tokenize and cache before the clock, as the Trainer arms tokenize before theirs
     dm.setup("fit")
     _, labels, _, val_labels = sample(args.n_train, args.n_val)
@@ -157,7 +164,7 @@ def child(arm: str, length: int, args) -> None:
         # cuDNN's attention builds a graph per new input shape; dynamic padding makes many shapes (docs/benchmarks.md)
         torch.backends.cuda.enable_cudnn_sdp(False)
     if arm.startswith("C"):
-        result = run_fit(length, args, "32-true" if arm == "C32" else None)
+        result = run_fit(length, args, "32-true" if arm.endswith("32") else None, compile_model=arm.startswith("Cc"))
     else:
         result = run_trainer(arm, length, args)
     result |= {"arm": arm, "length": length, "wall_s": time.perf_counter() - start,

@@ -138,11 +138,15 @@ def check_problem(run: str, quantize: str | None = None, device: str = "cpu") ->
     """What is wrong with `run` or with `quantize` on `device` (a one-line `UserError`), or None: run in a child
     process, which imports torch."""
     from src import quantize as quantization
-    from src.api import check
+    from src.api import check, load
 
     try:
         quantization.check(quantize, device)
         check(run)
+        if quantize == "openvino-bf16":  # which model a run holds shows once it is built (a few seconds, once)
+            from src.openvino_model import check_classifier
+
+            check_classifier(load(run).module.model)
     except UserError as err:
         return str(err)
     return None
