@@ -10,7 +10,9 @@
 #   b16, b64  the Trainer against this project's fit over 1,000 steps at batch 16 and 64, bf16 and fp32 arms of both;
 #             cuDNN attention off for every arm where `shapes` found it the cause (or NO_CUDNN=1)
 #             ($ARMS picks arms, $TAG names a rerun: its own JSON and table)
-#   overhead  the training loop's own cost per step with a tiny model (benchmarks/step_overhead.py)
+#             (ARMS=C,Cc,C32,Cc32 TAG=_compile: the fit with the model compiled by torch.compile against without)
+#   overhead  the training and evaluation loops' own cost per step with a tiny model (benchmarks/step_overhead.py,
+#             benchmarks/eval_overhead.py)
 # To run: PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh shapes recipe study b16 b64 overhead
 #         (on a GPU machine with no network: benchmarks/offline_gpu/ packs the model and data and runs the stages)
 set -uo pipefail  # not -e: a stage cut by its time limit leaves what it finished, and the next stage runs
@@ -57,7 +59,9 @@ for stage in "$@"; do
     b64)  # 1,000 steps of 64 = 3 passes over 21,500 reviews (the split has 22,500)
       timeout "$(limit 360)" $PY benchmarks/trainer_vs_fit.py --lengths 256 --arms "${ARMS:-C,B32,C32,B}" --n_train 21500 \
           --epochs 3 --batch_size 64 --eval_batch_size 128 $(cudnn_flag) --tag "b64${TAG:-}" ;;
-    overhead) timeout "$(limit 120)" $PY benchmarks/step_overhead.py --steps 300 --rounds 2 ;;
+    overhead)
+      timeout "$(limit 120)" $PY benchmarks/step_overhead.py --steps 300 --rounds 2
+      timeout "$(limit 90)" $PY benchmarks/eval_overhead.py --rounds 3 ;;
     *) echo "unknown stage $stage: shapes, recipe, study, b16, b64 or overhead" >&2; exit 2 ;;
   esac
   echo "[$(date +%T)] stage $stage ended: $?"

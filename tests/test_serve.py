@@ -153,6 +153,19 @@ def test_only_the_inference_worker_loads_torch(server):
     assert len(processes) >= 3 and len(with_torch) == 1, (len(processes), with_torch)
 
 
+def test_openvino_on_a_run_that_is_not_a_classifier_is_refused_before_the_server_starts(run_and_expected, tiny_bert,
+                                                                                       imdb_dir, tmp_path, monkeypatch):
+    import src.quantize
+    from src.serve import check_problem
+
+    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)  # the check, on any CPU
+    args = tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_imdb.yaml", data__block_size=32, trainer__max_steps=2)
+    main(["fit", *args, "--trainer.callbacks.init_args.output_dir", str(tmp_path / "export")])  # HFExport's, not ./
+    (mlm_run,) = (tmp_path / "runs" / "mlm_imdb").iterdir()
+    problem = check_problem(str(mlm_run), "openvino-bf16", "cpu")
+    assert problem.startswith("quantize 'openvino-bf16' runs sequence classifiers") and "not BertForMaskedLM" in problem
+    assert check_problem(str(run_and_expected[0]), "openvino-bf16", "cpu") is None
+
 def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it stops the module's server
     proc = PROCESSES["server"]
     workers = children(proc.pid)
@@ -189,16 +202,3 @@ def test_bf16_where_the_cpu_emulates_it_is_refused_before_the_server_starts(run_
     monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)
     assert check_problem(run, "bf16", "cpu") is None
 
-
-def test_openvino_on_a_run_that_is_not_a_classifier_is_refused_before_the_server_starts(run_and_expected, tiny_bert,
-                                                                                       imdb_dir, tmp_path, monkeypatch):
-    import src.quantize
-    from src.serve import check_problem
-
-    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)  # the check, on any CPU
-    main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_imdb.yaml", data__block_size=32,
-                            trainer__max_steps=2)])
-    (mlm_run,) = (tmp_path / "runs" / "mlm_imdb").iterdir()
-    problem = check_problem(str(mlm_run), "openvino-bf16", "cpu")
-    assert problem.startswith("quantize 'openvino-bf16' runs sequence classifiers") and "not BertForMaskedLM" in problem
-    assert check_problem(str(run_and_expected[0]), "openvino-bf16", "cpu") is None

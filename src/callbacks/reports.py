@@ -40,26 +40,43 @@ class ClassificationReport(Callback):
         """
         self.worst, self.thresholds = worst, thresholds
         self.curves: nn.ModuleDict | None = None
-        self.mistakes: list[tuple[float, int, int, list[int]]] = []  # (p(truth), truth, predicted, token ids)
+        self.mistakes: list[tuple[torch.Tensor, ...]] = []  # a batch's worst: p(truth), truth, predicted, ids, mask
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         n = len(pl_module.hparams.label_names)
+        # Inputs unchecked, as the module's metrics (src/models/metrics.py): no host sync per batch.
         if n == 2:
-            curves = {"confusion": BinaryConfusionMatrix(), "pr": BinaryPrecisionRecallCurve(self.thresholds)}
+            curves = {"confusion": BinaryConfusionMatrix(validate_args=False),
+                      "pr": BinaryPrecisionRecallCurve(self.thresholds, validate_args=False)}
         else:
-            curves = {"confusion": MulticlassConfusionMatrix(n),
-                      "pr": MulticlassPrecisionRecallCurve(n, thresholds=self.thresholds)}
+            curves = {"confusion": MulticlassConfusionMatrix(n, validate_args=False),
+                      "pr": MulticlassPrecisionRecallCurve(n, thresholds=self.thresholds, validate_args=False)}
         self.curves = nn.ModuleDict(curves).to(pl_module.device)
 
     def _update(self, outputs: dict, batch: dict) -> None:
         probs, labels = outputs["probs"], batch["labels"]
         for curve in self.curves.values():
             curve.update(class_scores(probs), labels)
-        truth = probs.gather(1, labels[:, None])[:, 0].tolist()
-        for i, p in enumerate(truth):
-            ids = batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist()
-            self.mistakes.append((p, int(labels[i]), int(probs[i].argmax()), ids))
-        self.mistakes = sorted(self.mistakes)[: self.worst]
+        # The batch's own worst few, kept as tensors where they are: nothing is read on the host per batch (on a GPU
+        # each read is a sync), and the reviews' token ids are copied for those few only; `worst_rows` picks among
+        # them at the report.
+        truth = probs.gather(1, labels[:, None])[:, 0]
+        p, rows = truth.topk(min(self.worst, len(truth)), largest=False)
+        self.mistakes.append((p, labels[rows], probs[rows].argmax(-1), batch["input_ids"][rows],
+                              batch["attention_mask"][rows]))
+
+    def worst_rows(self) -> list[tuple[float, int, int, list[int]]]:
+        """The epoch's `worst` reviews so far, lowest probability of the true class first: (p(truth), truth,
+        predicted, token ids)."""
+        if not self.mistakes:
+            return []
+        where = [(b, i) for b, kept in enumerate(self.mistakes) for i in range(len(kept[0]))]
+        order = torch.cat([kept[0] for kept in self.mistakes]).argsort(stable=True)[: self.worst].tolist()
+        rows = []
+        for b, i in (where[j] for j in order):
+            p, truth, predicted, ids, mask = self.mistakes[b]
+            rows.append((float(p[i]), int(truth[i]), int(predicted[i]), ids[i][mask[i].bool()].tolist()))
+        return rows
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         board = _board(trainer)
@@ -77,7 +94,7 @@ class ClassificationReport(Callback):
             board.add_figure(f"{stage}/precision_recall", fig, step, close=True)
             plt.close("all")
             rows = ["| p(truth) | truth | predicted | review |", "| --- | --- | --- | --- |"]
-            for p, truth, pred, ids in self.mistakes:
+            for p, truth, pred, ids in self.worst_rows():
                 text = pl_module.tokenizer.decode(ids, skip_special_tokens=True).replace("|", "/")[:400]
                 rows.append(f"| {p:.3f} | {names[truth]} | {names[pred]} | {text} |")
             board.add_text(f"{stage}/worst_predictions", "\n".join(rows), step)

@@ -77,11 +77,23 @@ class HFModule(L.LightningModule):
         if every and ((self.global_step + 1) % every == 0 or trainer.should_stop):
             self.log("train/loss", loss.detach().cpu(), prog_bar=True)
 
-    def log_loss(self, stage: str, loss: torch.Tensor, weight: int) -> None:
-        """Log `{stage}/loss` as the epoch's mean: `loss` is the mean over `weight` examples (or tokens)."""
+    def update_loss(self, stage: str, loss: torch.Tensor, weight: int) -> None:
+        """Count a batch into `{stage}/loss`, the epoch's mean: `loss` is the mean over `weight` examples or tokens."""
         self.losses[stage].update(loss, weight=weight)
-        # Metric objects, not numbers: Lightning computes them over the whole epoch (and all processes).
-        self.log(f"{stage}/loss", self.losses[stage], prog_bar=True)
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        """The Metric objects that `_common_step` updates in an evaluation stage, by the names they are logged under."""
+        return {f"{stage}/loss": self.losses[stage]}
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        """Log `epoch_metrics` once, at the epoch's end: Metric objects, not numbers, so Lightning computes them over
+        the whole epoch (and all processes).
+
+        Why not in each step, as is common: each `self.log` of a Metric is about a millisecond of Python (Lightning
+        moves every state of it to the device again, AUROC's growing list of the epoch's scores included), which per
+        batch made this project's evaluation loop cost 1.7x a plain loop's (benchmarks/eval_overhead.py).
+        """
+        self.log_dict(self.epoch_metrics(stage), prog_bar=stage == "val")
 
     def setup(self, stage: str) -> None:
         if stage == "fit":  # before the model summary: from_pretrained returns eval mode, and Lightning keeps it
@@ -92,6 +104,12 @@ class HFModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._reset_metrics()
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_metrics("test")
 
     def _reset_metrics(self) -> None:
         # Metric states are made in the current grad mode: `validate` runs in inference mode, validation inside

@@ -10,6 +10,7 @@ To run: python -m src fit --config configs/gpt_finetune_imdb.yaml
 import copy
 
 import torch
+from torchmetrics import Metric
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
 from src.models.base import EVAL_STAGES, HFModule
@@ -83,10 +84,12 @@ class CausalLM(HFModule):
             self.log_train_loss(loss)
             return loss
         # Packed blocks are all full, so a mean over blocks is a mean over tokens.
-        self.log_loss(stage, loss, weight=len(batch["input_ids"]))
+        self.update_loss(stage, loss, weight=len(batch["input_ids"]))
         self.ppl[stage].update(loss, weight=len(batch["input_ids"]))
-        self.log(f"{stage}/ppl", self.ppl[stage], prog_bar=True)
         return loss
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        return {**super().epoch_metrics(stage), f"{stage}/ppl": self.ppl[stage]}
 
     def generate(self, prompts: list[str], generation_config: GenerationConfig | None = None) -> list[str]:
         """Continuations of `prompts` (without the prompts), one batch, greedy unless the config samples."""

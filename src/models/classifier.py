@@ -9,6 +9,7 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 
 import torch
 from torch import nn
+from torchmetrics import Metric
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from src.models.base import EVAL_STAGES, HFModule
@@ -57,9 +58,11 @@ class SequenceClassifier(HFModule):
             return {"loss": loss}
         probs = logits.softmax(-1)
         self.metrics[stage].update(class_scores(probs), batch["labels"])
-        self.log_dict(self.metrics[stage], prog_bar=stage == "val")
-        self.log_loss(stage, loss, weight=len(logits))
+        self.update_loss(stage, loss, weight=len(logits))
         return {"loss": loss, "probs": probs}  # the probabilities feed src.callbacks.ClassificationReport
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        return {**dict(self.metrics[stage].items()), **super().epoch_metrics(stage)}  # accuracy, F1, AUROC; loss
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         probs = self(batch).float().softmax(-1)

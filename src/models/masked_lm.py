@@ -12,6 +12,7 @@ To run: python -m src fit --config configs/mlm_imdb.yaml
 
 import torch
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel
 
@@ -80,11 +81,13 @@ class MaskedLM(HFModule):
         if stage == "train":
             self.log_train_loss(loss)
             return loss
-        self.log_loss(stage, loss, weight=len(targets))  # means over every masked token of the epoch
+        self.update_loss(stage, loss, weight=len(targets))  # means over every masked token of the epoch
         self.ppl[stage].update(loss, weight=len(targets))
         self.accuracy[stage].update(logits.argmax(-1), targets)
-        self.log_dict({f"{stage}/ppl": self.ppl[stage], f"{stage}/acc": self.accuracy[stage]}, prog_bar=stage == "val")
         return loss
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        return {**super().epoch_metrics(stage), f"{stage}/ppl": self.ppl[stage], f"{stage}/acc": self.accuracy[stage]}
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """The `top_k` likeliest tokens, with probabilities, at each mask token of each text."""

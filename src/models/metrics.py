@@ -17,13 +17,16 @@ from torchmetrics.classification import (
 
 
 def classification_metrics(num_classes: int) -> MetricCollection:
-    """Accuracy, F1 and AUROC; binary ones score the positive class's probability."""
+    """Accuracy, F1 and AUROC; binary ones score the positive class's probability. Their inputs are not checked
+    (`validate_args=False`): they are the module's own softmax and the data's label ids, which the loss has already
+    checked, and each check reads a result on the host, a sync per batch and metric on a GPU."""
     if num_classes == 2:
-        return MetricCollection({"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()})
+        return MetricCollection({"acc": BinaryAccuracy(validate_args=False), "f1": BinaryF1Score(validate_args=False),
+                                 "auroc": BinaryAUROC(validate_args=False)})
     return MetricCollection({
-        "acc": MulticlassAccuracy(num_classes),
-        "f1": MulticlassF1Score(num_classes, average="macro"),
-        "auroc": MulticlassAUROC(num_classes),
+        "acc": MulticlassAccuracy(num_classes, validate_args=False),
+        "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
+        "auroc": MulticlassAUROC(num_classes, validate_args=False),
     })
 
 

@@ -1,0 +1,28 @@
+"""ClassificationReport's worst-mistakes table: the reviews with the lowest probability of their true class, over every
+batch of an epoch."""
+
+from types import SimpleNamespace
+
+import torch
+
+from src.callbacks import ClassificationReport
+
+
+def test_worst_rows_are_the_epochs_lowest_true_class_probabilities_whatever_the_batch():
+    torch.manual_seed(0)
+    report = ClassificationReport(worst=5)
+    report.setup(None, SimpleNamespace(hparams=SimpleNamespace(label_names=["neg", "pos"]), device="cpu"), "validate")
+    expected = []
+    for size, length in ((8, 12), (3, 20), (8, 7)):  # a last batch smaller than `worst`, batches of other lengths
+        probs = torch.rand(size, 2).softmax(-1)
+        labels = torch.randint(0, 2, (size,))
+        ids = torch.randint(5, 100, (size, length))
+        mask = (torch.arange(length) < torch.randint(1, length + 1, (size, 1))).long()  # padded at the end
+        report._update({"probs": probs}, {"labels": labels, "input_ids": ids, "attention_mask": mask})
+        for i in range(size):
+            expected.append((float(probs[i, labels[i]]), int(labels[i]), int(probs[i].argmax()),
+                             ids[i, : int(mask[i].sum())].tolist()))
+    assert report.worst_rows() == sorted(expected)[:5]
+    assert report.curves["confusion"].compute().sum() == 19  # every review counted, not only the worst
+    report._reset()
+    assert report.worst_rows() == []
