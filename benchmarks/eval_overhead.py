@@ -14,14 +14,12 @@ To run: .venv/bin/python benchmarks/eval_overhead.py   (writes outputs/bench/eva
 import argparse
 import contextlib
 import io
-import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from step_overhead import LENGTH, now, tiny_model  # benchmarks/step_overhead.py, beside this script
+from step_overhead import LENGTH, now, report, tiny_model  # benchmarks/step_overhead.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -146,18 +144,7 @@ def main() -> None:
     result = {"command": " ".join(["python", "benchmarks/eval_overhead.py", *sys.argv[1:]]), "reviews": len(reviews),
               "batch": BATCH, "max_length": LENGTH, "torch": torch.__version__,
               "threads": torch.get_num_threads()}
-    for clock, name in enumerate(("wall", "cpu")):
-        median = {arm: statistics.median(t) for arm, t in per_batch[clock].items()}
-        result[name] = {"ms_per_batch": {a: 1000 * t for a, t in median.items()},
-                        "vs_plain": {a: t / median["plain"] for a, t in median.items()} if "plain" in median else {},
-                        "all_ms_per_batch": {a: [1000 * x for x in t] for a, t in per_batch[clock].items()}}
-        for arm, t in median.items():
-            ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
-            print(f"{name:4s} {arm:8s} {1000 * t:7.2f} ms/batch{ratio}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2))
-    print("->", OUT)
-
+    report(per_batch, "batch", result, OUT)
 
 if __name__ == "__main__":
     main()

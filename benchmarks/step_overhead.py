@@ -155,6 +155,22 @@ def fit(model_dir: str, steps: int, out: Path, cache: Path, n: int) -> list[floa
     return clock.starts
 
 
+def report(times: tuple[dict, dict], unit: str, result: dict, out: Path) -> None:
+    """Each arm's median wall and CPU seconds per `unit` (in ms, and against the plain arm), printed and written to
+    `out` with `result`; `times` holds the wall, then the CPU, seconds of every round by arm."""
+    for clock, name in enumerate(("wall", "cpu")):
+        median = {arm: statistics.median(t) for arm, t in times[clock].items()}
+        result[name] = {f"ms_per_{unit}": {a: 1000 * t for a, t in median.items()},
+                        "vs_plain": {a: t / median["plain"] for a, t in median.items()} if "plain" in median else {},
+                        f"all_ms_per_{unit}": {a: [1000 * x for x in t] for a, t in times[clock].items()}}
+        for arm, t in median.items():
+            ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
+            print(f"{name:4s} {arm:12s} {1000 * t:7.2f} ms/{unit}{ratio}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print("->", out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="S: each arm trains 2S steps, timed over the last S")
@@ -183,18 +199,7 @@ def main() -> None:
                     per_step[clock][arm].append((starts[-1][clock] - starts[args.steps][clock]) / args.steps)
     result = {"steps": args.steps, "batch": BATCH, "max_length": LENGTH, "torch": torch.__version__,
               "threads": torch.get_num_threads()}
-    for clock, name in enumerate(("wall", "cpu")):
-        median = {arm: statistics.median(t) for arm, t in per_step[clock].items()}
-        result[name] = {"ms_per_step": {a: 1000 * t for a, t in median.items()},
-                        "vs_plain": {a: t / median["plain"] for a, t in median.items()} if "plain" in median else {},
-                        "all_ms_per_step": {a: [1000 * x for x in t] for a, t in per_step[clock].items()}}
-        for arm, t in median.items():
-            ratio = f"  x{t / median['plain']:.2f} plain" if "plain" in median else ""
-            print(f"{name:4s} {arm:12s} {1000 * t:7.2f} ms/step{ratio}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2))
-    print("->", OUT)
-
+    report(per_step, "step", result, OUT)
 
 if __name__ == "__main__":
     main()

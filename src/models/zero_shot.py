@@ -100,6 +100,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             self.register_buffer("labelled_offset", torch.full((n,), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
+        self._updated: list[str] = []  # the metrics' keys updated this epoch, in order: what its end logs
 
     def load_model(self) -> PreTrainedModel:
         return from_pretrained(AutoModelForCausalLM, self.hparams.model_name).eval().requires_grad_(False)
@@ -261,10 +262,8 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         tokens = self.review_tokens(batch["attention_mask"])
         for kind in kinds:  # calibrations that score each review on its own: metrics update as we go
             self._update(f"{stage}_{kind}", self.calibrate(raw, kind, tokens), batch["labels"])
-            self.log_dict(self.metrics[f"{stage}_{kind}"])
         if self.hparams.calibration in kinds:
             self._update(f"{stage}_main", self.calibrate(raw, review_tokens=tokens), batch["labels"])
-            self.log_dict(self.metrics[f"{stage}_main"], prog_bar=True)
         elif not self.trainer.sanity_checking:  # before fit has calibrated, the sanity check logs what it can
             self.calibrate(raw)  # raises the not-fitted error
         self._scores.append(raw)
@@ -272,17 +271,29 @@ class ZeroShotClassifier(OnePassFit, HFModule):
 
     def _update(self, key: str, log_scores: torch.Tensor, labels: torch.Tensor) -> None:
         self.metrics[key].update(class_scores(log_scores.softmax(-1)), labels)
+        if key not in self._updated:
+            self._updated.append(key)
+
+    def _reset_metrics(self) -> None:
+        super()._reset_metrics()
+        self._updated = []
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        """Every calibration scored this epoch, once (see `HFModule.log_epoch_metrics`); the chosen one on the progress
+        bar."""
+        for key in self._updated:
+            self.log_dict(self.metrics[key], prog_bar=key.endswith("_main"))
+        self._updated = []
 
     def _epoch_end(self, stage: str) -> None:
         """`transductive` needs every evaluated review's score (from every rank) before it can classify one, so its
         metrics are updated here, once, from the gathered scores."""
-        if not self._scores:
-            return
-        scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))
-        labels = self.all_gather(torch.cat(self._labels)).reshape(-1)
-        self._scores, self._labels = [], []
-        self._update(f"{stage}_transductive", self.calibrate(scores, "transductive"), labels)
-        self.log_dict(self.metrics[f"{stage}_transductive"])
+        if self._scores:
+            scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))
+            labels = self.all_gather(torch.cat(self._labels)).reshape(-1)
+            self._scores, self._labels = [], []
+            self._update(f"{stage}_transductive", self.calibrate(scores, "transductive"), labels)
+        self.log_epoch_metrics(stage)
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")
