@@ -201,5 +201,6 @@ def main() -> None:
               "threads": torch.get_num_threads()}
     report(per_step, "step", result, OUT)
 
+
 if __name__ == "__main__":
     main()

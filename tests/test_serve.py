@@ -166,6 +166,7 @@ def test_openvino_on_a_run_that_is_not_a_classifier_is_refused_before_the_server
     assert problem.startswith("quantize 'openvino-bf16' runs sequence classifiers") and "not BertForMaskedLM" in problem
     assert check_problem(str(run_and_expected[0]), "openvino-bf16", "cpu") is None
 
+
 def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it stops the module's server
     proc = PROCESSES["server"]
     workers = children(proc.pid)
@@ -201,4 +202,3 @@ def test_bf16_where_the_cpu_emulates_it_is_refused_before_the_server_starts(run_
     assert check_problem(run, "bf16", "cuda") is None  # a GPU runs bf16 natively
     monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)
     assert check_problem(run, "bf16", "cpu") is None
-

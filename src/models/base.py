@@ -89,7 +89,7 @@ class HFModule(L.LightningModule):
         """Log `epoch_metrics` once, at the epoch's end: Metric objects, not numbers, so Lightning computes them over
         the whole epoch (and all processes).
 
-        Why not in each step, as is common: each `self.log` of a Metric is about a millisecond of Python (Lightning
+        Why not in each step, as is common: each `self.log` of a Metric is most of a millisecond of Python (Lightning
         moves every state of it to the device again, AUROC's growing list of the epoch's scores included), which per
         batch made this project's evaluation loop cost 1.6x a plain loop's, 1.26x without (benchmarks/eval_overhead.py).
         """
