@@ -2,10 +2,11 @@
 on the same reviews (batches of 16 at max length 64, AdamW, linear schedule with warm-up) by
   plain    a plain PyTorch loop over a DataLoader, fused AdamW (the floor);
   trainer  the Hugging Face `Trainer` (its defaults: progress bar, logging every 10 steps as the recipe does);
-  trainer_ckpt  the same, saving its resume state every 50 steps as fit does (weights, optimizer, schedule, random
-           state; `save_steps=50`, the last one kept), so that both arms do the same work besides the loop;
-  fit      this project's fit with the recipe's callbacks (`configs/bert_imdb.yaml`: checkpoints every 50 steps,
-           learning-rate monitor, throughput, progress bar, logging every 10 steps), validation off.
+  trainer_ckpt  the same, saving its resume state every 50 steps (weights, optimizer, schedule, random state;
+           `save_steps=50`, the last one kept), as fit did before its resume checkpoint waited a minute between saves;
+  fit      this project's fit with the recipe's callbacks (`configs/bert_imdb.yaml`: a resume checkpoint every 50 steps
+           once 60 s have passed since the last, so none within a round here; learning-rate monitor, throughput,
+           progress bar, logging every 10 steps), validation off.
 Each arm trains 2S steps from a fresh model and notes when every step starts; the time from the start of step S to the
 end of step 2S, over S, is its cost per step without its start-up (model, optimizer, tokenized cache, the first
 batches) and with what it does every N steps (logging, checkpoints: four saves for the arms that save every 50). Arms

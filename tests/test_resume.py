@@ -50,7 +50,7 @@ def fit_args(tiny_bert, imdb_dir, root: Path, *callbacks: dict) -> list[str]:
     overlay.write_text(yaml.safe_dump({"trainer": {"callbacks": [
         {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
          "init_args": {"monitor": "val/acc", "mode": "max", "filename": "best"}},
-        {"class_path": "src.callbacks.ResumeCheckpoint", "init_args": {"every_n_train_steps": 3}},
+        {"class_path": "src.callbacks.ResumeCheckpoint", "init_args": {"every_n_train_steps": 3, "min_interval_s": 0}},
         {"class_path": "tests.test_resume.Record", "init_args": {"path": str(root / "steps.jsonl")}},
         *callbacks,
     ]}}))
@@ -163,7 +163,7 @@ def test_a_nan_loss_stops_the_run_before_the_weights_break(tmp_path):
     from src.callbacks import ResumeCheckpoint
 
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(64, 4)), batch_size=4)
-    resume = ResumeCheckpoint(every_n_train_steps=1, filename="last")
+    resume = ResumeCheckpoint(every_n_train_steps=1, filename="last", min_interval_s=0)
     trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
                         default_root_dir=tmp_path, callbacks=[StopOnNonFiniteLoss(), resume])
     model = Exploding()
@@ -172,3 +172,36 @@ def test_a_nan_loss_stops_the_run_before_the_weights_break(tmp_path):
     assert torch.isfinite(model.layer.weight).all()
     saved = torch.load(resume.path, weights_only=True)
     assert saved["global_step"] == 3 and all(torch.isfinite(v).all() for v in saved["state_dict"].values())
+
+
+class Clock(L.Callback):
+    """Each training step takes 25 s of a fake clock (the resume callback's `monotonic`); records the steps saved at."""
+
+    def __init__(self, monkeypatch):
+        self.now, self.saved_at = 0.0, []
+        monkeypatch.setattr("src.callbacks.checkpointing.monotonic", lambda: self.now)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.now += 25.0
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        self.saved_at.append(trainer.global_step)
+
+
+class Steady(Exploding):
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+
+def test_step_saves_wait_for_the_minimum_interval(monkeypatch, tmp_path):
+    from src.callbacks import ResumeCheckpoint
+
+    # 16 steps of 25 s; considered every 2 steps, saved once 60 s have passed: at 4 (100 s), 8, 12, 16, then epoch end.
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(64, 4)), batch_size=4)
+    clock = Clock(monkeypatch)
+    resume = ResumeCheckpoint(every_n_train_steps=2, filename="last", min_interval_s=60)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path, callbacks=[clock, resume])
+    trainer.fit(Steady(), data)
+    assert clock.saved_at == [4, 8, 12, 16]  # the epoch's end at 16 is the step-16 save, not written twice
+    assert torch.load(resume.path, weights_only=True)["global_step"] == 16
