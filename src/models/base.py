@@ -11,9 +11,10 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 import lightning as L
 import torch
 from torch.optim.lr_scheduler import LambdaLR
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import Metric
 from transformers import PreTrainedModel, get_scheduler
 
+from src.models.metrics import WeightedMean
 from src.pretrained import load_tokenizer
 
 EVAL_STAGES = ("val", "test")
@@ -41,7 +42,7 @@ class HFModule(L.LightningModule):
         self.save_hyperparameters()  # the subclass's arguments too: they are read in `load_model`
         self.tokenizer = load_tokenizer(model_name)
         self.model = self.load_model()
-        self.losses = torch.nn.ModuleDict({stage: MeanMetric() for stage in EVAL_STAGES})
+        self.losses = torch.nn.ModuleDict({stage: WeightedMean() for stage in EVAL_STAGES})
 
     def load_model(self) -> PreTrainedModel:
         """The Hugging Face model, built from `self.hparams`."""

@@ -35,7 +35,18 @@ def class_scores(probs: torch.Tensor) -> torch.Tensor:
     return probs[:, 1] if probs.shape[1] == 2 else probs
 
 
-class PerplexityFromLoss(MeanMetric):
+class WeightedMean(MeanMetric):
+    """The mean of per-batch means, each weighted by its count: `update(batch_mean, count)`. MeanMetric without its
+    NaN check, which reads `isnan(...).any()` on the host at every update (a sync per batch on a GPU) and whose off
+    switch, `nan_strategy="disable"`, drops the weights (torchmetrics #3434). A NaN loss makes the mean NaN, as a
+    reader should see it (the check would drop it with a warning)."""
+
+    def update(self, value: torch.Tensor, weight: int | torch.Tensor) -> None:
+        self.mean_value += value.detach().to(self.mean_value.dtype).sum() * weight
+        self.weight += weight
+
+
+class PerplexityFromLoss(WeightedMean):
     """exp of the (weighted) mean cross-entropy: update it with each batch's mean loss and its token count."""
 
     def compute(self) -> torch.Tensor:
