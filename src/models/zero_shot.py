@@ -100,7 +100,6 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             self.register_buffer("labelled_offset", torch.full((n,), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
-        self._updated: list[str] = []  # the metrics' keys updated this epoch, in order: what its end logs
 
     def load_model(self) -> PreTrainedModel:
         return from_pretrained(AutoModelForCausalLM, self.hparams.model_name).eval().requires_grad_(False)
@@ -271,19 +270,13 @@ class ZeroShotClassifier(OnePassFit, HFModule):
 
     def _update(self, key: str, log_scores: torch.Tensor, labels: torch.Tensor) -> None:
         self.metrics[key].update(class_scores(log_scores.softmax(-1)), labels)
-        if key not in self._updated:
-            self._updated.append(key)
-
-    def _reset_metrics(self) -> None:
-        super()._reset_metrics()
-        self._updated = []
 
     def log_epoch_metrics(self, stage: str) -> None:
-        """Every calibration scored this epoch, once (see `HFModule.log_epoch_metrics`); the chosen one on the progress
-        bar."""
-        for key in self._updated:
-            self.log_dict(self.metrics[key], prog_bar=key.endswith("_main"))
-        self._updated = []
+        """Every calibration scored this epoch (its metrics were reset at the epoch's start), once (see
+        `HFModule.log_epoch_metrics`); the chosen one on the progress bar."""
+        for key, metrics in self.metrics.items():
+            if key.startswith(f"{stage}_") and any(m.update_called for m in metrics.values()):
+                self.log_dict(metrics, prog_bar=key.endswith("_main"))
 
     def _epoch_end(self, stage: str) -> None:
         """`transductive` needs every evaluated review's score (from every rank) before it can classify one, so its
