@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from src.callbacks import ResumeCheckpoint, TimeBudget, checkpointing
 from tests.conftest import tiny_args
+from tests.test_resume import Steady
 
 pytestmark = pytest.mark.slow  # starts processes
 
@@ -94,15 +95,14 @@ class SkewedClock(L.Callback):
     def setup(self, trainer, pl_module, stage):
         # Patched here, in the spawned process: a pytest monkeypatch stays in the parent.
         checkpointing.monotonic = lambda: self.now
-        (budget,) = (cb for cb in trainer.callbacks if isinstance(cb, TimeBudget))
-        budget.clock, budget.start = (lambda: self.now), 0.0
+        (self.budget,) = (cb for cb in trainer.callbacks if isinstance(cb, TimeBudget))
+        self.budget.clock, self.budget.start = (lambda: self.now), 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.now += 25.0 if trainer.global_rank == 0 else 0.0  # before the budget reads it: listed first
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        (budget,) = (cb for cb in trainer.callbacks if isinstance(cb, TimeBudget))
-        self.progress.append(round(budget.progress, 6))
+        self.progress.append(round(self.budget.progress, 6))
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         self.saved_at.append(trainer.global_step)  # every process builds the checkpoint; rank 0 writes it
@@ -110,18 +110,6 @@ class SkewedClock(L.Callback):
     def on_fit_end(self, trainer, pl_module):
         record = {"saved_at": self.saved_at, "progress": self.progress}
         Path(self.folder, f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
-
-
-class Linear(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
 def test_ddp_resume_saves_and_time_budget_follow_rank_zeros_clock(tmp_path):
@@ -137,7 +125,7 @@ def test_ddp_resume_saves_and_time_budget_follow_rank_zeros_clock(tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=1, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
                         callbacks=callbacks)
-    trainer.fit(Linear(), data)
+    trainer.fit(Steady(), data)  # a linear model, SGD
     rank0, rank1 = (json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1))
     assert rank0["saved_at"] == [4, 8, 12]  # the budget's stop at 12 ends the epoch: its save is step 12's
     assert rank0["progress"] == [round(min(1, 25 * k / 297), 6) for k in range(1, 13)]
