@@ -48,7 +48,8 @@ def plain(model_dir: str, reviews) -> list:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval().to(device)
     loader = DataLoader(reviews.remove_columns([c for c in reviews.column_names if c not in
                                                 ("input_ids", "attention_mask", "labels")]),
-                        batch_size=BATCH, collate_fn=DataCollatorWithPadding(load_tokenizer(model_dir)))
+                        batch_size=BATCH, collate_fn=DataCollatorWithPadding(load_tokenizer(model_dir)),
+                        pin_memory=device == "cuda")  # as the Trainer and fit: non_blocking copies
     starts, correct = [], torch.zeros((), dtype=torch.long, device=device)
     with torch.no_grad():
         for batch in loader:

@@ -12,7 +12,8 @@
 #             ($ARMS picks arms, $TAG names a rerun: its own JSON and table)
 #             (ARMS=C,Cc,C32,Cc32 TAG=_compile: the fit with the model compiled by torch.compile against without)
 #   overhead  the training and evaluation loops' own cost per step with a tiny model (benchmarks/step_overhead.py,
-#             benchmarks/eval_overhead.py)
+#             benchmarks/eval_overhead.py), and what each training loop makes the host wait for a step
+#             (benchmarks/host_reads.py: reads of device values, unpinned copies to the GPU)
 # To run: PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh shapes recipe study b16 b64 overhead
 #         (on a GPU machine with no network: benchmarks/offline_gpu/ packs the model and data and runs the stages)
 set -uo pipefail  # not -e: a stage cut by its time limit leaves what it finished, and the next stage runs
@@ -61,7 +62,8 @@ for stage in "$@"; do
           --epochs 3 --batch_size 64 --eval_batch_size 128 $(cudnn_flag) --tag "b64${TAG:-}" ;;
     overhead)
       timeout "$(limit 120)" $PY benchmarks/step_overhead.py --steps 300 --rounds 2
-      timeout "$(limit 90)" $PY benchmarks/eval_overhead.py --rounds 3 ;;
+      timeout "$(limit 90)" $PY benchmarks/eval_overhead.py --rounds 3
+      timeout "$(limit 60)" $PY benchmarks/host_reads.py ;;
     *) echo "unknown stage $stage: shapes, recipe, study, b16, b64 or overhead" >&2; exit 2 ;;
   esac
   echo "[$(date +%T)] stage $stage ended: $?"

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -67,3 +68,21 @@ def test_the_inference_table_names_every_arm_and_why_one_was_skipped(tmp_path, m
     assert "| predict (fp32) | 15.0 | 1.50x | 0.900 | 1.000 |" in lines
     assert "| OpenVINO | skipped: not installed (openvino) | | | |" in lines
     assert "10 test reviews" in lines[0] and "<!-- inference-AVX2:start -->" in module.DOC.read_text()
+
+
+def test_host_reads_counts_each_read_back_of_a_tensor_with_its_site(monkeypatch):
+    monkeypatch.syspath_prepend("benchmarks")  # it imports step_overhead.py from beside it
+    spec = importlib.util.spec_from_file_location("host_reads", Path("benchmarks/host_reads.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tolist, waits = torch.Tensor.tolist, module.HostWaits()
+    with waits, module.python_reads(waits):
+        t = torch.arange(4.0)
+        (t * 2).sum().item()
+        assert (t > 1).any()
+        t.nonzero()
+        t.tolist()
+        (t + 1).exp().softmax(0)  # no read
+    assert sum(waits.counts.values()) == 4
+    assert all(kind == "read" and where.startswith("test_benchmarks.py:") for kind, where in waits.counts)
+    assert torch.Tensor.tolist is tolist  # put back

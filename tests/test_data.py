@@ -2,6 +2,7 @@ import itertools
 import json
 import random
 import statistics
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -231,6 +232,16 @@ def test_the_training_loader_saves_and_restores_its_place_in_the_epoch(tiny_bert
     resumed.load_state_dict(state)  # as Lightning does from a checkpoint, before it asks for the loader
     rest = [b["input_ids"] for b in resumed.train_dataloader()]
     assert len(rest) == 7 and all(a.equal(b) for a, b in zip(rest, full[3:]))
+
+
+def test_loaders_pin_their_batches_when_the_trainer_is_on_a_gpu_only(tiny_bert, imdb_dir, tmp_path):
+    # Lightning copies a batch to a GPU with non_blocking=True: from pageable memory that copy waits for the GPU.
+    dm = fit_ready(datamodule(tiny_bert, imdb_dir, tmp_path))
+    assert not dm.val_dataloader().pin_memory  # no trainer: the study's and the API's own loops
+    for device, pinned in (("cpu", False), ("cuda", True)):
+        dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)), world_size=1,
+                                     global_rank=0)
+        assert dm.train_dataloader().pin_memory is pinned and dm.val_dataloader().pin_memory is pinned
 
 
 def test_balanced_sample_takes_each_class_equally_and_follows_its_seed():

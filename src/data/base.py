@@ -275,7 +275,8 @@ class ReviewDataModule(L.LightningDataModule):
                                        num_replicas=trainer.world_size if trainer else 1,
                                        rank=trainer.global_rank if trainer else 0)
         self._train_loader = ResumableLoader(ds.remove_columns("length"), batch_size=self.hparams.batch_size,
-                                             sampler=sampler, collate_fn=self.train_collator(), **self._workers())
+                                             sampler=sampler, collate_fn=self.train_collator(),
+                                             **self._loader_options())
         if self._resume is not None:
             self._train_loader.load_state_dict(self._resume)
             self._resume = None
@@ -295,11 +296,14 @@ class ReviewDataModule(L.LightningDataModule):
         lengths = ds["length"][:]  # a list: item lookups in the lazy column cost 0.1 ms each
         ds = ds.select(sorted(range(len(ds)), key=lambda i: -lengths[i])).remove_columns("length")
         return DataLoader(ds, batch_size=self.eval_batch_size, collate_fn=collate_fn or Collator(self.tokenizer),
-                          **self._workers())
+                          **self._loader_options())
 
-    def _workers(self) -> dict:
+    def _loader_options(self) -> dict:
         n = self.hparams.num_workers
-        return {"num_workers": n, "persistent_workers": n > 0}
+        # Pinned batches on a GPU: Lightning copies them with non_blocking=True, and a copy from pageable memory
+        # makes the host wait for every kernel queued (a host sync per tensor per step); the Trainer pins by default.
+        pin = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        return {"num_workers": n, "persistent_workers": n > 0, "pin_memory": pin}
 
 
 def held_out_split(reviews: datasets.Dataset, val_size: float, seed: int) -> datasets.DatasetDict:
