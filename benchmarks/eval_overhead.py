@@ -93,8 +93,8 @@ def trainer(model_dir: str, reviews, out: Path) -> list:
     return clock.starts[1:]  # the end of batch i is the start of batch i + 1, as the other arms note it
 
 
-def fit(model_dir: str, out: Path, cache: Path, size: int) -> list:
-    """`python -m src validate` in this process (a callback notes when every batch starts)."""
+def fit(model_dir: str, out: Path, cache: Path, size: int, flags: tuple[str, ...] = ()) -> list:
+    """`python -m src validate` in this process (a callback notes when every batch starts), with `flags` added."""
     from lightning.pytorch.callbacks import Callback
 
     from src.cli import main
@@ -111,7 +111,7 @@ def fit(model_dir: str, out: Path, cache: Path, size: int) -> list:
                 "--data.max_length", str(LENGTH), "--data.limit_train", "16", "--data.val_size", str(size),
                 "--data.cache_dir", str(cache),
                 "--data.eval_batch_size", str(BATCH), "--trainer.precision", "32-true",
-                "--trainer.logger.init_args.save_dir", str(out)], run=False)
+                "--trainer.logger.init_args.save_dir", str(out), *flags], run=False)
     cli.trainer.callbacks.append(clock)
     cli.trainer.validate(cli.model, cli.datamodule)
     return clock.starts

@@ -63,7 +63,8 @@ for stage in "$@"; do
     overhead)
       timeout "$(limit 120)" $PY benchmarks/step_overhead.py --steps 300 --rounds 2
       timeout "$(limit 90)" $PY benchmarks/eval_overhead.py --rounds 3
-      timeout "$(limit 60)" $PY benchmarks/host_reads.py ;;
+      timeout "$(limit 60)" $PY benchmarks/host_reads.py
+      timeout "$(limit 60)" $PY benchmarks/host_reads.py --loop eval --steps 20 ;;
     *) echo "unknown stage $stage: shapes, recipe, study, b16, b64 or overhead" >&2; exit 2 ;;
   esac
   echo "[$(date +%T)] stage $stage ended: $?"
