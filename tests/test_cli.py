@@ -131,6 +131,8 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
      "--data.predict_texts expects list, got 'A great film'; for example: --data.predict_texts '[\"a review\", "),
     ("fit", ["--data.max_length", "abc"],
      "--data.max_length expects int, got 'abc'; for example: --data.max_length 128"),
+    ("fit", ["--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "-45"],
+     "TimeBudget minutes is -45.0: the fit would stop after its first step; fix: a budget above 0"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]

@@ -7,6 +7,7 @@ import pytest
 
 from src.callbacks import TimeBudget
 from src.cli import main
+from src.errors import UserError
 from tests.conftest import tiny_args
 
 
@@ -90,3 +91,12 @@ def test_a_resumed_budget_keeps_the_time_already_spent():
     second.clock, second.start = (lambda: now[0]), now[0]  # the resumed fit starts now
     now[0] += 30
     assert second.elapsed() == pytest.approx(90.0) and second.training_budget() == pytest.approx(600 * 0.99 - 12)
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    ({"minutes": 0}, "minutes is 0"),
+    ({"minutes": 5, "margin": 1.0}, "margin is 1.0"),
+])
+def test_a_budget_that_cannot_be_spent_is_refused(kwargs, problem):
+    with pytest.raises(UserError, match=problem):
+        TimeBudget(**kwargs)

@@ -15,6 +15,8 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from src.errors import UserError
+
 
 class TimeBudget(Callback):
     """Stops the fit when its budget, less the last validation and a margin, is spent; `lr_factor` is the schedule."""
@@ -27,6 +29,13 @@ class TimeBudget(Callback):
             margin: a fraction of the budget kept back besides the last validation's measured time (checkpoints,
                 the export).
         """
+        # A budget of 0 or less would stop after one step and export that model as if it were the run's result.
+        if not minutes > 0:
+            raise UserError(f"TimeBudget minutes is {minutes}: the fit would stop after its first step; fix: a budget "
+                            "above 0, e.g. --trainer.callbacks.init_args.minutes 45")
+        if not 0 <= margin < 1:
+            raise UserError(f"TimeBudget margin is {margin}: it is a fraction of the budget kept back; fix: a value "
+                            "from 0 to below 1, e.g. 0.01")
         self.budget, self.margin = 60 * minutes, margin
         self.clock = time.monotonic  # a test's fake clock goes here
         self.offset = 0.0  # seconds spent before a resume
