@@ -206,6 +206,9 @@ def _type_error(message: str) -> str | None:
     key, option, rest = found.groups()
     types = [t for t in dict.fromkeys(re.findall(r"Expected a <class '(\w+)'>", rest)) if t != "NoneType"]
     given = re.search(r"(?:Given value|Got value): (.*?)(?: - |$)", rest)
+    choices = re.search(r"Expected a typing\.Literal\[(.*?)\]", rest)
+    if choices and given:  # one of a few names: the names are the fix
+        return f"--{key}.{option} is {given.group(1).strip()!r}; fix: one of {choices.group(1)}"
     if not types or not given:
         return None
     return (f"--{key}.{option} expects {' or '.join(types)}, got {given.group(1).strip()!r}; for example: "

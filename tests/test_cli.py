@@ -133,6 +133,12 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
      "--data.max_length expects int, got 'abc'; for example: --data.max_length 128"),
     ("fit", ["--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "-45"],
      "TimeBudget minutes is -45.0: the fit would stop after its first step; fix: a budget above 0"),
+    ("fit", ["--data.batch_size", "0"], "data.batch_size is 0; fix: --data.batch_size 1 or more"),
+    ("fit", ["--data.limit_train", "0"], "data.limit_train is 0; fix: --data.limit_train 1 or more"),
+    ("fit", ["--data.max_length", "5000"], "data.max_length is 5000, longer than the 512 tokens"),
+    ("fit", ["--data.val_size", "500"], "data.val_size is 500: 500 held out of 96 training reviews leaves none"),
+    ("fit", ["--model.init_args.warmup_ratio", "2"], "model.warmup_ratio is 2.0; fix: --model.warmup_ratio from 0"),
+    ("fit", ["--data.truncation", "middle"], "--data.truncation is 'middle'; fix: one of 'head', 'head_tail'"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]

@@ -133,6 +133,12 @@ def test_predict_inputs_from_file_and_list(tiny_bert, tmp_path):
     assert batch["text"][0].startswith("the second line") and batch["idx"].tolist()[0] == 3  # longest first
 
 
+def test_a_max_length_the_prompt_template_fills_is_refused(tiny_bert):
+    tokenizer = src.data.classification.ClassificationDataModule(tokenizer=tiny_bert).tokenizer
+    with pytest.raises(UserError, match="the prompt template alone takes"):
+        tokenize(["A fine film."], tokenizer, 4, "head_tail", "Review: {text}\nOverall, the movie was")
+
+
 def test_collator_keeps_text():
     from transformers import AutoTokenizer
 

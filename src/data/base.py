@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from src.data.collate import Collator
 from src.data.sampler import LengthGroupedSampler, ResumableLoader
 from src.data.sources import default_source, load_source, read_utf8
-from src.errors import UserError
+from src.errors import UserError, at_least
 from src.pretrained import load_tokenizer
 
 CACHE_VERSION = 1  # bump when tokenization changes, so stale caches are not reused
@@ -84,6 +84,12 @@ class ReviewDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        for name, low in (("batch_size", 1), ("eval_batch_size", 1), ("num_workers", 0), ("limit_train", 1),
+                          ("limit_val", 1), ("limit_test", 1), ("limit_predict", 1)):
+            at_least(f"data.{name}", self.hparams[name], low)
+        if not val_size > 0:
+            raise UserError(f"data.val_size is {val_size}: the fit validates on these reviews held out of train; fix: "
+                            "a fraction below 1 (--data.val_size 0.1) or a number of reviews (--data.val_size 2500)")
         self.source = source or default_source()
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.splits: dict[str, datasets.Dataset] = {}
@@ -99,6 +105,20 @@ class ReviewDataModule(L.LightningDataModule):
     def tokenize_batch(self, batch: dict) -> dict:
         """A `datasets.map` function: `text` (and `label`) in, `input_ids` and `length` out."""
         raise NotImplementedError
+
+    def window(self) -> tuple[str, int]:
+        """The option that bounds an example's length in tokens, and its value."""
+        raise NotImplementedError
+
+    def check_window(self) -> None:
+        """A `UserError` when an example could be longer than the model reads: its position embeddings end there, and
+        the forward would fail on the first long review, deep in the model."""
+        option, length = self.window()
+        at_least(option, length, 8)  # below that, little of a review is left beside the special tokens
+        limit = self.tokenizer.model_max_length
+        if limit < 1_000_000 and length > limit:  # tokenizers that know no limit give 1e30
+            raise UserError(f"{option} is {length}, longer than the {limit} tokens {self.hparams.tokenizer!r} reads "
+                            f"(its tokenizer's model_max_length); fix: --{option} {limit} or less")
 
     def train_set(self, train: datasets.Dataset, tokenized: dict[str, datasets.Dataset]) -> datasets.Dataset:
         """The training examples, from the tokenized training reviews left after the validation split."""
@@ -165,6 +185,7 @@ class ReviewDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before `setup`: tokenize and cache there.
+        self.check_window()
         stage = self.trainer.state.fn if self.trainer is not None else None
         self._load_tokenized(self._needed(stage), write=True)
 
@@ -223,6 +244,7 @@ class ReviewDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
+        self.check_window()
         if stage == "predict":
             self.splits["predict"] = self._predict_dataset()
             return
@@ -310,8 +332,11 @@ def held_out_split(reviews: datasets.Dataset, val_size: float, seed: int) -> dat
     """The seeded split of the training reviews: `train`, and the held-out `test` part the data modules validate on.
     Rows keep their order through tokenization, so raw and tokenized reviews split alike (the study and the
     benchmarks draw their evaluation reviews this way)."""
-    n_val = val_size if val_size >= 1 else math.ceil(val_size * len(reviews))
-    return reviews.train_test_split(test_size=int(n_val), seed=seed)
+    n_val = int(val_size if val_size >= 1 else math.ceil(val_size * len(reviews)))
+    if n_val >= len(reviews):
+        raise UserError(f"data.val_size is {val_size}: {n_val} held out of {len(reviews)} training reviews leaves none "
+                        "to train on; fix: a fraction (--data.val_size 0.1) or fewer reviews")
+    return reviews.train_test_split(test_size=n_val, seed=seed)
 
 
 def take(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:

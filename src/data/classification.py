@@ -77,6 +77,9 @@ class ClassificationDataModule(ReviewDataModule):
         hp = self.hparams
         return ["classification", hp.max_length, hp.truncation, hp.prompt_template]
 
+    def window(self) -> tuple[str, int]:
+        return "data.max_length", self.hparams.max_length
+
     def extra_fit_splits(self) -> list[str]:
         return ["unsupervised"] if self.hparams.unlabelled else []
 

@@ -25,6 +25,9 @@ class PackedTextDataModule(ReviewDataModule):
     def extra_fit_splits(self) -> list[str]:
         return ["unsupervised"] if self.hparams.use_unsupervised else []
 
+    def window(self) -> tuple[str, int]:
+        return "data.block_size", self.hparams.block_size
+
     def reviews(self, ds: datasets.Dataset) -> datasets.Dataset:
         """The reviews whose text is used (all of them; a subclass may select)."""
         return ds

@@ -6,6 +6,8 @@ To run: python -c "from src.data.text import clean; print(clean('Great.<br /><br
 
 import datasets
 
+from src.errors import UserError
+
 
 def clean(text: str | None) -> str:
     """IMDB reviews carry HTML line breaks; a missing review is an empty one."""
@@ -26,6 +28,9 @@ def tokenize(
     if template is not None:
         head_ids, tail_ids = template_ids(template, tokenizer)
         budget = max_length - len(head_ids) - len(tail_ids)
+        if budget < 1:
+            raise UserError(f"data.max_length is {max_length}: the prompt template alone takes {max_length - budget} "
+                            f"tokens; fix: --data.max_length above {max_length - budget}")
         body = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
         return [head_ids + cut(ids, budget, truncation) + tail_ids for ids in body]
     if truncation == "head":
