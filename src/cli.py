@@ -63,6 +63,8 @@ class CLI(LightningCLI):
         config = self.config[subcommand] if subcommand else self.config
         if config.get("ckpt_path") == "last" and subcommand == "fit":
             config.ckpt_path = _resume_last(config.trainer)
+        elif config.get("ckpt_path") in ("best", "last") and subcommand in ("validate", "test", "predict"):
+            config.ckpt_path = _newest_run_checkpoint(config.trainer, config.ckpt_path)
         path = config.get("ckpt_path")
         if not path or path in ("best", "last", "hpc"):
             return
@@ -115,20 +117,47 @@ def _log_beside_checkpoint(trainer, ckpt: Path, subcommand: str) -> None:
     init.save_dir, init.name, init.version = str(ckpt.parent.parent), subcommand, None
 
 
+def _runs(trainer) -> tuple[Path, str] | None:
+    """The config's run folders, `<save_dir>/<name>` and a glob of its versions (the one the logger names, if it
+    names one: a study's prerequisite does), or None when the config has no logger folder."""
+    init = _logger_init_args(trainer)
+    if init is None or init.get("save_dir") is None:
+        return None
+    version = init.get("version")
+    pattern = "version_*" if version is None else version if isinstance(version, str) else f"version_{version}"
+    return Path(init.save_dir) / (init.get("name") or ""), pattern  # TensorBoardLogger: no name, no subfolder
+
+
+def _newest_run_checkpoint(trainer, which: str) -> str:
+    """`validate`/`test`/`predict --ckpt_path best|last`: that checkpoint of the config's newest run. (Lightning reads
+    them as the checkpoints of this process's own fit: in a new process it finds none, and evaluates or predicts with
+    the untrained model after a warning.)"""
+    runs, pattern = _runs(trainer) or (None, None)
+    ckpts = sorted(runs.glob(f"{pattern}/checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime) if runs else []
+    if not ckpts:
+        raise UserError(f"--ckpt_path {which}: no run with checkpoints under {runs}/{pattern}; fix: fit first, or pass "
+                        "a checkpoint file, e.g. outputs/bert_imdb/version_0/checkpoints/last.ckpt")
+    folder = ckpts[-1].parent
+    found = sorted(folder.glob("last.ckpt" if which == "last" else "best*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(f"--ckpt_path {which}: the newest run, {folder.parent}, has no {which} checkpoint; fix: pass "
+                        f"one of its checkpoints: {', '.join(sorted(p.name for p in folder.glob('*.ckpt')))}")
+    rank_zero_info(f"--ckpt_path {which}: {found[-1]}")
+    return str(found[-1])
+
+
 def _resume_last(trainer) -> str | None:
     """The run's `last.ckpt`: in `<save_dir>/<name>/<version>` when the logger names its version (a study's
     prerequisite does), else the newest `<save_dir>/<name>/version_*`, and the logger is pointed at its folder."""
-    init = _logger_init_args(trainer)
-    if init is None or init.get("save_dir") is None:
+    where = _runs(trainer)
+    if where is None:
         return "last"  # leave it to Lightning
-    runs = Path(init.save_dir) / (init.get("name") or "")  # TensorBoardLogger: no name, no subfolder
-    version = init.get("version")
-    pattern = "version_*" if version is None else version if isinstance(version, str) else f"version_{version}"
+    runs, pattern = where
     found = sorted(runs.glob(f"{pattern}/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         rank_zero_warn(f"--ckpt_path last: no last.ckpt under {runs}/{pattern}/checkpoints; starting a new run")
         return None
-    init.version = found[-1].parents[1].name  # log into the interrupted run's folder
+    _logger_init_args(trainer).version = found[-1].parents[1].name  # log into the interrupted run's folder
     rank_zero_info(f"resuming from {found[-1]}")
     return str(found[-1])
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src import cli
@@ -51,6 +52,16 @@ def test_validate_test_and_predict_from_a_checkpoint(fitted, tmp_path):
     assert [r["text"] for r in rows] == texts and [r["id"] for r in rows] == [0, 1, 2]
     assert all(abs(sum(r["probabilities"]) - 1) < 1e-5 and r["label"] in (0, 1) for r in rows)
     assert not list(run.parent.glob("version_*/*.tmp"))
+
+
+def test_best_and_last_outside_a_fit_are_the_newest_runs_checkpoints(fitted):
+    # Lightning's own meaning, the checkpoints of this process's fit, finds none here and would use the untrained model.
+    run, args = fitted
+    (best,) = (run / "checkpoints").glob("best*.ckpt")
+    for which, ckpt in (("best", best), ("last", run / "checkpoints" / "last.ckpt")):
+        main(["validate", *args, "--ckpt_path", which])
+        newest = max((run / "validate").glob("version_*/config.yaml"), key=lambda p: p.stat().st_mtime)
+        assert yaml.safe_load(newest.read_text())["ckpt_path"] == str(ckpt)  # what it evaluated, beside its run
 
 
 def test_exported_folders_give_the_checkpoints_predictions_in_a_pipeline(fitted, tmp_path):
@@ -139,6 +150,8 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
     ("fit", ["--data.val_size", "500"], "data.val_size is 500: 500 held out of 96 training reviews leaves none"),
     ("fit", ["--model.init_args.warmup_ratio", "2"], "model.warmup_ratio is 2.0; fix: --model.warmup_ratio from 0"),
     ("fit", ["--data.truncation", "middle"], "--data.truncation is 'middle'; fix: one of 'head', 'head_tail'"),
+    ("predict", ["--ckpt_path", "last", "--data.predict_texts", '["a fine film"]'],
+     "--ckpt_path last: no run with checkpoints under"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]
