@@ -33,9 +33,13 @@ class Predictor:
     def predict(self, texts: list[str] | str) -> list[dict]:
         """One row per text (per generated sequence, for a causal LM), in input order, as `predict` writes them; a
         string is one text."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
         if not texts:
             return []
+        wrong = next((i for i, text in enumerate(texts) if text is not None and not isinstance(text, str)), None)
+        if wrong is not None:  # else a type error deep in the text cleaning
+            raise UserError(f"texts[{wrong}] is {type(texts[wrong]).__name__} {texts[wrong]!r:.40}, not a string; "
+                            "fix: pass strings (str(x) for a number)")
         ids = self.data.predict_ids(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # similar lengths per batch: little padding
         rows = []
@@ -54,6 +58,10 @@ def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: 
     `quantize="int8"`: the model's Linear layers in dynamic int8, on a CPU; `"bf16"`: its weights in bfloat16, on a
     CPU with native bf16 or a GPU; `"openvino-bf16"`: a classifier compiled by OpenVINO in bf16, on a CPU with
     native bf16 (src/quantize.py)."""
+    if batch_size < 1:
+        raise UserError(f"batch_size is {batch_size}; fix: batch_size=1 or more")
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r}, but torch sees no CUDA GPU here; fix: device='cpu'")
     quantization.check(quantize, device)  # before anything is loaded
     state = check(path)  # the checkpoint is read once
     if state is None:

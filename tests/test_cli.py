@@ -7,11 +7,13 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src import cli
 from src.cli import main
+from src.errors import UserError
 from tests.conftest import predict_rows, tiny_args
 
 
@@ -381,7 +383,19 @@ def test_the_python_api_takes_a_string_as_one_text_and_nothing_as_nothing(fitted
 
     model = load(fitted[0])
     (row,) = model.predict("A moving, funny film.")
-    assert row["text"] == "A moving, funny film." and model.predict([]) == []
+    assert row["text"] == "A moving, funny film." and model.predict([]) == [] and model.predict(None) == []
+
+
+def test_the_python_api_names_a_bad_argument_in_one_line(fitted):
+    from src.api import load
+
+    with pytest.raises(UserError, match=r"texts\[1\] is int 7, not a string"):
+        load(fitted[0]).predict(["A fine film.", 7])
+    with pytest.raises(UserError, match="batch_size is 0; fix: batch_size=1 or more"):
+        load(fitted[0], batch_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="torch sees no CUDA GPU here; fix: device='cpu'"):
+            load(fitted[0], device="cuda")
 
 
 def test_serve_checks_an_export_folder_and_refuses_a_corrupt_checkpoint_in_one_line(fitted, tmp_path):
