@@ -21,7 +21,7 @@ from litserve.connector import check_cuda_with_nvidia_smi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.errors import UserError
+from src.errors import UserError, at_least
 
 # torch, transformers and the model are imported by the inference worker alone (RunAPI.setup): the server's other
 # processes (this one, LitServe's API server and its queue manager) are forked from this one, so anything imported
@@ -102,7 +102,9 @@ def _stop_workers_too(signum: int, frame) -> None:
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0])
+    # No abbreviations, as in the other commands: --worker must not pass for --workers_per_device.
+    parser = argparse.ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0],
+                                     allow_abbrev=False)
     parser.add_argument("run", help="a run folder (its best checkpoint), a checkpoint file or an export folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
@@ -154,6 +156,13 @@ def check_problem(run: str, quantize: str | None = None, device: str = "cpu") ->
 
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
+    # LitServe checks these too, but with a traceback, after the model is loaded.
+    for name, low in (("max_batch_size", 1), ("workers_per_device", 1), ("max_chars", 1), ("batch_timeout", 0)):
+        at_least(name, getattr(a, name), low)
+    if a.max_payload_mb is not None and not a.max_payload_mb > 0:
+        raise UserError(f"--max_payload_mb is {a.max_payload_mb}; fix: a size above 0, or leave it out")
+    if not 1024 <= a.port <= 65535:
+        raise UserError(f"--port is {a.port}; fix: a port from 1024 to 65535 (LitServe's range), e.g. --port 8000")
     device = accelerator(a.accelerator)
     if a.quantize in ("int8", "openvino-bf16") and device != "cpu":
         raise UserError(f"--quantize {a.quantize} runs on the CPU, not on {device}; fix: --accelerator cpu, or leave "

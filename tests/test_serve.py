@@ -202,3 +202,24 @@ def test_bf16_where_the_cpu_emulates_it_is_refused_before_the_server_starts(run_
     assert check_problem(run, "bf16", "cuda") is None  # a GPU runs bf16 natively
     monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)
     assert check_problem(run, "bf16", "cpu") is None
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--max_batch_size", "0"], "max_batch_size is 0; fix: --max_batch_size 1 or more"),
+    (["--port", "70000"], "--port is 70000; fix: a port from 1024 to 65535"),
+    (["--max_chars", "0"], "max_chars is 0; fix: --max_chars 1 or more"),
+    (["--max_payload_mb", "0"], "--max_payload_mb is 0.0; fix: a size above 0, or leave it out"),
+])
+def test_serve_options_out_of_range_are_refused_in_one_line_before_anything_loads(tmp_path, option, message):
+    from src.errors import UserError
+    from src.serve import main
+
+    with pytest.raises(UserError, match=message):
+        main([str(tmp_path), *option])  # the folder is not a run: the options are checked first
+
+
+def test_serve_options_are_not_abbreviated(tmp_path):
+    from src.serve import main
+
+    with pytest.raises(SystemExit):  # argparse: unrecognized arguments
+        main([str(tmp_path), "--workers", "2"])
