@@ -60,9 +60,9 @@ def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: 
     native bf16 (src/quantize.py)."""
     if batch_size < 1:
         raise UserError(f"batch_size is {batch_size}; fix: batch_size=1 or more")
+    quantization.check(quantize, device)  # before anything is loaded
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device!r}, but torch sees no CUDA GPU here; fix: device='cpu'")
-    quantization.check(quantize, device)  # before anything is loaded
     state = check(path)  # the checkpoint is read once
     if state is None:
         predictor = _load_export(Path(path), device, batch_size)

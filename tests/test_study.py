@@ -44,6 +44,11 @@ def test_the_plan_covers_every_approach_budget_and_seed(tmp_path):
     ({"seeds": "0, 1"}, "s.seeds should be a list"),
     ({"eval_split": "train"}, "eval_split is 'train'; fix: one of \\['test', 'validation'\\]"),
     ({"reference": "nobody"}, "'nobody' \\(in reference or compare\\) is no approach"),
+    ({"eval_size": 0}, "eval_size is 0; fix: 2 or more"),
+    ({"bootstrap": 0}, "bootstrap is 0; fix: 1 or more"),
+    ({"budgets": [16, -4]}, "s's budgets \\[16, -4\\] hold a negative one"),
+    ({"seeds": []}, "s's seeds are empty"),
+    ({"approaches": [{"name": "a", "config": [], "seeds": []}]}, "a's seeds are empty"),
 ])
 def test_a_bad_study_file_is_one_line_naming_the_key(tmp_path, change, message):
     with pytest.raises(UserError, match=message) as err:

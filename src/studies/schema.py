@@ -65,6 +65,18 @@ def parse_study(data: dict, where: str, quick: bool = False) -> Study:
                             f"{names}")
     if any(len(pair) != 2 for pair in study.compare):
         raise UserError(f"{where}: each entry of compare is a pair of approach names; fix: e.g. [distilled, zero_shot]")
+    # Out of range, these failed every run one by one (a division by zero, a sample larger than the population).
+    for key, low in (("eval_size", 2), ("eval_batch_size", 1), ("bootstrap", 1), ("val_size", 1)):
+        value = getattr(study, key)
+        if value is not None and value < low:
+            raise UserError(f"{where}: {key} is {value}; fix: {low} or more")
+    for owner, budgets, seeds in [(study.name, study.budgets, study.seeds),
+                                  *[(a.name, a.budgets or [], a.seeds) for a in study.approaches]]:
+        if any(b < 0 for b in budgets):
+            raise UserError(f"{where}: {owner}'s budgets {budgets} hold a negative one; fix: label budgets of 0 or "
+                            "more (0: no labels)")
+        if seeds is not None and not seeds:
+            raise UserError(f"{where}: {owner}'s seeds are empty; fix: at least one, e.g. [0, 1, 2]")
     if quick:  # its own folder, and no doc: its rows never mix with the full study's
         for a in study.approaches:
             a.budgets = a.budgets and a.budgets[:2]
