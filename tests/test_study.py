@@ -490,3 +490,14 @@ def test_a_run_hashes_every_file_an_ensemble_argument_lists(tmp_path):
         path.write_text(text)
     got = provenance.inputs(["--data.init_args.soft_labels", json.dumps([str(a), str(b)]), str(a), "[not json"])
     assert set(got) == {str(a), str(b)} and got[str(a)] != got[str(b)]
+
+
+def test_a_report_with_no_rows_here_names_the_published_rows_to_copy_back(tmp_path):
+    from src.studies.report import report
+
+    study = load_study(study_file(tmp_path, doc=str(tmp_path / "docs" / "results.md")))
+    published = tmp_path / "docs" / "studies" / "s" / "results.jsonl"
+    published.parent.mkdir(parents=True)
+    published.write_text("")
+    with pytest.raises(UserError, match=f"or report its published rows: mkdir -p .* && cp {published} "):
+        report(study)

@@ -213,10 +213,15 @@ def log_hparams(ok: list[dict], path: Path) -> None:
                                {"study/accuracy": r["accuracy"], "study/fit_s": r["fit_s"]}, run_name=".")
 
 
+def published(study: Study) -> Path | None:
+    """Where the study's rows are published beside its doc (`docs/studies/<name>/results.jsonl`), if it has a doc."""
+    return Path(study.doc).parent / "studies" / study.name / "results.jsonl" if study.doc else None
+
+
 def publish_rows(study: Study) -> Path:
-    """A copy of the study's rows beside its doc (`docs/studies/<name>/results.jsonl`), for readers and for resuming
-    on another machine (copy it back to `<output_dir>/<name>/results.jsonl`)."""
-    copy = Path(study.doc).parent / "studies" / study.name / "results.jsonl"
+    """A copy of the study's rows beside its doc, for readers and for resuming on another machine (copy it back to
+    `<output_dir>/<name>/results.jsonl`)."""
+    copy = published(study)
     copy.parent.mkdir(parents=True, exist_ok=True)
     copy.write_text((study.folder() / "results.jsonl").read_text())
     return copy
@@ -228,8 +233,11 @@ def report(study: Study, doc: bool = True) -> Path:
     rows, left_out = current_rows(study)
     ok = check_rows(rows)
     if not ok:
+        rows_there = published(study)
+        again = (f", or report its published rows: mkdir -p {study.folder()} && cp {rows_there} {study.folder()}/"
+                 if rows_there is not None and rows_there.is_file() else "")
         raise UserError(f"no successful run of the study as it stands in {study.folder() / 'results.jsonl'}; fix: "
-                        f"python -m src study run --config <its file> first")
+                        f"python -m src study run --config <its file> first{again}")
     cells, diffs = summarise(study, ok), differences(study, ok)
     out = study.folder()
     table = markdown(study, cells, ok, [r for r in rows if r["status"] == "failed"], left_out, diffs)
