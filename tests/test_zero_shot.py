@@ -254,3 +254,23 @@ def test_labelled_calibration_fits_in_fit_on_the_label_budget_and_says_when_it_h
             torch.zeros(1, 2))
     with pytest.raises(UserError, match="needs labelled training reviews of every class"):
         module.solve(torch.zeros(4, 2), torch.zeros(4), torch.ones(4, dtype=torch.bool), torch.full((4,), -1))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model.init_args.label_words", "[' negative']"], "model.label_words has 1 and model.label_names 2"),
+    (["--model.init_args.label_names", "[negative]"], "model.label_words has 2 and model.label_names 1"),
+    (["--model.init_args.content_free_texts", "[]"], "model.content_free_texts is empty"),
+    (["--model.init_args.prompt_template", "No slot", "--data.init_args.prompt_template", "No slot"],
+     "prompt template 'No slot' has 0 {text} slots; fix: one"),
+    (["--data.init_args.prompt_template", "Other: {text}\nSo it was"],
+     "data.prompt_template 'Other: {text}\\nSo it was' is not model.prompt_template"),
+])
+def test_a_zero_shot_setting_that_cannot_work_is_one_line(tiny_causal_lm, imdb_dir, tmp_path, capsys, extra, message):
+    from src.cli import main
+    from tests.conftest import tiny_args
+
+    common = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml", data__max_length=64)
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *common, "--data.limit_train", "8", *extra])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]

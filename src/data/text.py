@@ -41,6 +41,9 @@ def tokenize(
 
 def template_ids(template: str, tokenizer) -> tuple[list[int], list[int]]:
     """The ids a prompt template puts before and after the review (special tokens with the part before)."""
+    if template.count("{text}") != 1:
+        raise UserError(f"prompt template {template!r} has {template.count('{text}')} {{text}} slots; fix: one, where "
+                        "the review goes, e.g. 'Review: {text}\\nOverall, the movie was'")
     prefix, suffix = template.split("{text}")
     return (tokenizer(prefix)["input_ids"] if prefix else [],
             tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix else [])

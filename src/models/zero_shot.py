@@ -80,9 +80,15 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             calibration_l2: the `labelled` calibration's penalty (per review) on its log-temperature and on its
                 offsets' distance from the `unlabelled` ones: how far a few labels may move it.
         """
+        n = len(label_words)
+        # Checked before the model loads: each would fail later, in a shape error, an index error or a wrong name.
+        if n < 2 or len(label_names) != n:
+            raise UserError(f"model.label_words has {n} and model.label_names {len(label_names)}; fix: a word and a "
+                            "name for each class, at least 2 ([' negative', ' positive'] and [negative, positive])")
+        if not content_free_texts:
+            raise UserError("model.content_free_texts is empty; fix: a few inputs with no content, e.g. ['N/A', '']")
         super().__init__(model_name)
         self.label_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in label_words]
-        n = len(label_words)
         self.metrics = nn.ModuleDict({
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
             for s in EVAL_STAGES for kind in ("main", *COMPARED, "labelled")
@@ -103,6 +109,17 @@ class ZeroShotClassifier(OnePassFit, HFModule):
 
     def load_model(self) -> PreTrainedModel:
         return from_pretrained(AutoModelForCausalLM, self.hparams.model_name).eval().requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # The data module puts the reviews in its template, the prior and the length buckets use this one: a template
+        # changed in one place only would calibrate the scores of one prompt with the prior of another.
+        data = self.trainer.datamodule
+        theirs = data.hparams.get("prompt_template") if data is not None else None
+        if theirs is not None and theirs != self.hparams.prompt_template:
+            raise UserError(f"data.prompt_template {theirs!r} is not model.prompt_template "
+                            f"{self.hparams.prompt_template!r}; fix: set both to the same (the configs share one YAML "
+                            "anchor, *prompt)")
 
     @torch.no_grad()
     def label_log_probs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
