@@ -10,6 +10,7 @@ To run: python -c "from src.pretrained import resolve; print(resolve('sentence-t
 """
 
 import contextlib
+import difflib
 import functools
 import importlib.util
 import os
@@ -20,7 +21,7 @@ from typing import Any
 
 from filelock import FileLock
 from lightning.pytorch.utilities import rank_zero_info
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from src.errors import UserError, reason
@@ -149,3 +150,15 @@ def load_tokenizer(name: str) -> Any:
     if tokenizer.pad_token is None:  # GPT-style tokenizers have none; padded positions are masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def check_config_overrides(name: str, overrides: dict | None) -> None:
+    """A `UserError` for a key of `overrides` that `name`'s config does not have: transformers would add it as a new
+    attribute that nothing reads (a misspelled `hidden_dropout_prob: 0` would train with dropout, silently)."""
+    known = set(from_pretrained(AutoConfig, name).to_dict()) if overrides else set()
+    for key in overrides or {}:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=2)
+            raise UserError(f"model.config_overrides: the config of {name!r} has no {key!r}"
+                            + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
+                            + "; fix: a key of the model's config.json")

@@ -135,3 +135,23 @@ def test_fit_then_generate_through_the_cli(tiny_causal_lm, imdb_dir, tmp_path):
 
     generated = load(run).predict(["one", "two two"])  # the fine-tuned run, greedy, from Python
     assert [r["prompt"] for r in generated] == ["one", "two two"] and all(r["new_tokens"] >= 1 for r in generated)
+
+
+@pytest.mark.parametrize("config, sub, extra, message", [
+    ("gpt_finetune_imdb", "fit", ["--model.init_args.lora_rank", "-2"], "model.lora_rank is -2; fix:"),
+    ("gpt_finetune_imdb", "fit", ["--model.init_args.lora_rank", "4", "--model.init_args.lora_target_modules",
+                                  "[no_such_module]"], "model.lora_target_modules ['no_such_module']: not in the"),
+    ("gpt_finetune_imdb", "fit", ["--data.init_args.only_label", "5"], "data.only_label is 5: no review has that"),
+    ("gpt_finetune_imdb", "fit", ["--data.init_args.label_prefixes", "['Neg: ']"],
+     "data.label_prefixes has 1 prefixes and the reviews have label 1"),
+    ("gpt_generate", "predict", ["--model.init_args.num_return_sequences", "0"], "model.num_return_sequences is 0"),
+    ("gpt_generate", "predict", ["--model.init_args.top_p", "1.5"], "model.top_p is 1.5; fix:"),
+    ("gpt_generate", "predict", ["--model.init_args.temperature", "-1"], "model.temperature is -1.0; fix:"),
+])
+def test_a_language_model_setting_that_cannot_work_is_one_line(tiny_causal_lm, imdb_dir, tmp_path, capsys, config,
+                                                                 sub, extra, message):
+    args = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, f"configs/{config}.yaml", data__block_size=32,
+                     data__limit_train=20, data__predict_texts='["one"]', model__init_args__lora_target_modules="null")
+    with pytest.raises(SystemExit) as exit_:
+        main([sub, *args, *extra])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]

@@ -158,3 +158,14 @@ def test_the_from_scratch_recipe_trains_a_model_of_its_sizes(tiny_bert, imdb_dir
 
     config = AutoConfig.from_pretrained(tmp_path / "export" / "last")
     assert {k: getattr(config, k) for k in sizes} == sizes and config.architectures == ["BertForMaskedLM"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--data.init_args.mlm_probability", "0"], "data.mlm_probability is 0.0; fix: above 0, at most 1"),
+    (["--model.init_args.config_overrides", "{hidden_sise: 64}"],
+     "has no 'hidden_sise' (did you mean 'hidden_size'"),
+])
+def test_a_masked_lm_setting_that_cannot_work_is_one_line(tiny_bert, imdb_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_imdb.yaml", data__block_size=32), *extra])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]

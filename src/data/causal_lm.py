@@ -9,6 +9,7 @@ import datasets
 
 from src.data.packed import PackedTextDataModule
 from src.data.text import clean, prompt_ids
+from src.errors import UserError
 
 
 class CausalLMDataModule(PackedTextDataModule):
@@ -38,6 +39,9 @@ class CausalLMDataModule(PackedTextDataModule):
     def tokenize_batch(self, batch: dict) -> dict:
         texts, prefixes = [clean(t) for t in batch["text"]], self.hparams.label_prefixes
         if prefixes:
+            if max(batch["label"]) >= len(prefixes):
+                raise UserError(f"data.label_prefixes has {len(prefixes)} prefixes and the reviews have label "
+                                f"{max(batch['label'])}; fix: a prefix for each label id")
             texts = [prefixes[y] + t if y >= 0 else t for t, y in zip(texts, batch["label"])]
         eos = self.tokenizer.eos_token_id
         ids = [x + [eos] for x in self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
@@ -45,7 +49,13 @@ class CausalLMDataModule(PackedTextDataModule):
 
     def reviews(self, ds: datasets.Dataset) -> datasets.Dataset:
         label = self.hparams.only_label
-        return ds.filter(lambda y: y == label, input_columns="label") if label is not None else ds
+        if label is None:
+            return ds
+        kept = ds.filter(lambda y: y == label, input_columns="label")
+        if len(ds) and not len(kept):
+            raise UserError(f"data.only_label is {label}: no review has that label (they have "
+                            f"{sorted(set(ds['label']))}); fix: one of those, or null for all")
+        return kept
 
     def predict_ids(self, texts: list[str]) -> list[list[int]]:
         return [prompt_ids(t, self.tokenizer, self.hparams.chat_template) for t in texts]

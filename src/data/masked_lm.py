@@ -10,6 +10,7 @@ import datasets
 from src.data.collate import mlm_collator
 from src.data.packed import PackedTextDataModule
 from src.data.text import clean, tokenize
+from src.errors import UserError
 
 
 class MaskedLMDataModule(PackedTextDataModule):
@@ -23,6 +24,8 @@ class MaskedLMDataModule(PackedTextDataModule):
             whole_word_mask: choose whole words (all their word pieces) instead of single tokens.
             **kwargs: `block_size`, `use_unsupervised` and the shared arguments of `ReviewDataModule`.
         """
+        if not 0 < mlm_probability <= 1:  # 0: no token to predict, a shape error in the first step
+            raise UserError(f"data.mlm_probability is {mlm_probability}; fix: above 0, at most 1 (BERT: 0.15)")
         super().__init__(**kwargs)
 
     def cache_settings(self) -> list:

@@ -13,6 +13,7 @@ import torch
 from torchmetrics import Metric
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
+from src.errors import UserError
 from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import PerplexityFromLoss
 from src.pretrained import from_pretrained
@@ -51,6 +52,18 @@ class CausalLM(HFModule):
             num_return_sequences: generation: sequences per prompt.
             **kwargs: the optimizer settings of `HFModule`: learning_rate, weight_decay, warmup_ratio.
         """
+        # Out of range these failed in generate (a division by zero, a config error) or ran as something else.
+        for name, value, allowed, fix in (
+            ("lora_rank", lora_rank, lora_rank >= 0, "0 or more (0: all weights train)"),
+            ("max_new_tokens", max_new_tokens, max_new_tokens >= 1, "1 or more"),
+            ("num_return_sequences", num_return_sequences, num_return_sequences >= 1, "1 or more"),
+            ("temperature", temperature, temperature >= 0, "0 or more (0: greedy)"),
+            ("top_k", top_k, top_k >= 0, "0 or more (0: no limit)"),
+            ("top_p", top_p, 0 < top_p <= 1, "above 0, at most 1"),
+            ("repetition_penalty", repetition_penalty, repetition_penalty > 0, "above 0 (1: none)"),
+        ):
+            if not allowed:
+                raise UserError(f"model.{name} is {value}; fix: --model.{name} {fix}")
         super().__init__(model_name, **kwargs)
         self.ppl = torch.nn.ModuleDict({stage: PerplexityFromLoss() for stage in EVAL_STAGES})
         sampling, tok = temperature > 0, self.tokenizer
@@ -70,7 +83,15 @@ class CausalLM(HFModule):
 
             config = LoraConfig(r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                                 target_modules=hp.lora_target_modules, task_type="CAUSAL_LM")
-            model = get_peft_model(model, config)
+            try:
+                model = get_peft_model(model, config)
+            except ValueError:  # peft: target modules not found in the model
+                from transformers.pytorch_utils import Conv1D  # GPT-2's projections
+
+                layers = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                                 if isinstance(m, (torch.nn.Linear, Conv1D))})
+                raise UserError(f"model.lora_target_modules {hp.lora_target_modules}: not in the model; fix: names of "
+                                f"its projections ({', '.join(layers)}), or null for peft's default") from None
         return model
 
     def forward(self, batch: dict) -> torch.Tensor:

@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import class_scores, classification_metrics
-from src.pretrained import from_pretrained
+from src.pretrained import check_config_overrides, from_pretrained
 
 
 class SequenceClassifier(HFModule):
@@ -40,6 +40,7 @@ class SequenceClassifier(HFModule):
 
     def load_model(self) -> PreTrainedModel:
         names = self.hparams.label_names
+        check_config_overrides(self.hparams.model_name, self.hparams.config_overrides)
         return from_pretrained(
             AutoModelForSequenceClassification, self.hparams.model_name, num_labels=len(names),
             id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},

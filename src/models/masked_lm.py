@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedModel
 
 from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import PerplexityFromLoss
-from src.pretrained import from_pretrained
+from src.pretrained import check_config_overrides, from_pretrained
 
 
 class MaskedLM(HFModule):
@@ -55,6 +55,7 @@ class MaskedLM(HFModule):
     def load_model(self) -> PreTrainedModel:
         hp = self.hparams
         overrides = hp.config_overrides or {}
+        check_config_overrides(hp.model_name, overrides)
         if hp.from_scratch:
             return AutoModelForMaskedLM.from_config(from_pretrained(AutoConfig, hp.model_name, **overrides))
         # Encoders saved without a masked-LM head (e.g. sentence-transformers) get a new, random one.

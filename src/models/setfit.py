@@ -16,7 +16,7 @@ from transformers import AutoModel, PreTrainedModel
 from src.errors import UserError
 from src.models.classifier import SequenceClassifier
 from src.models.linear_probe import fit_logistic_regression, mean_pooled
-from src.pretrained import from_pretrained
+from src.pretrained import check_config_overrides, from_pretrained
 
 
 def pair_loss(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -46,6 +46,7 @@ class SetFit(SequenceClassifier):
         self.head = nn.Linear(self.model.config.hidden_size, len(self.hparams.label_names))
 
     def load_model(self) -> PreTrainedModel:
+        check_config_overrides(self.hparams.model_name, self.hparams.config_overrides)
         return from_pretrained(AutoModel, self.hparams.model_name, **(self.hparams.config_overrides or {}))
 
     def forward(self, batch: dict) -> torch.Tensor:
