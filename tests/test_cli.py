@@ -154,6 +154,11 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
     ("fit", ["--data.truncation", "middle"], "--data.truncation is 'middle'; fix: one of 'head', 'head_tail'"),
     ("predict", ["--ckpt_path", "last", "--data.predict_texts", '["a fine film"]'],
      "--ckpt_path last: no run with checkpoints under"),
+    ("fit", ["--data.label_budget", "0"], "the training set is empty"),
+    ("fit", ["--data.soft_label_temperature", "0"], "data.soft_label_temperature is 0.0; fix:"),
+    ("fit", ["--data.labelled_share", "1.5"], "data.labelled_share is 1.5; fix:"),
+    ("fit", ["--data.consistency_noise", "token_dropout", "--data.consistency_p", "2"], "data.consistency_p is 2.0"),
+    ("fit", ["--model.init_args.label_names", "[only]"], "model.label_names has 1 names and data.num_labels is 2"),
 ])
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]

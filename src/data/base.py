@@ -253,6 +253,9 @@ class ReviewDataModule(L.LightningDataModule):
             parts = held_out_split(tokenized["train"], hp.val_size, hp.seed)
             if stage in ("fit", None):  # validate/test: building the training set would be wasted work
                 self.splits["train"] = self.train_set(parts["train"], tokenized)
+                if not len(self.splits["train"]):  # else a fit of no steps, exported as if trained
+                    raise UserError("the training set is empty (the data's limits, label budget or label filter leave "
+                                    "no review); fix: raise data.limit_train or data.label_budget, or add soft labels")
             self.splits["validation"] = self.eval_set(take(parts["test"], hp.limit_val))
             if stage == "test" and hp.test_split == "validation":
                 self.splits["test"] = self.eval_set(take(parts["test"], hp.limit_test))

@@ -71,6 +71,20 @@ class ClassificationDataModule(ReviewDataModule):
             consistency_p: the share of a review's tokens that noise replaces (`tfidf`) or leaves out.
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
+        # Out of range these ran as something else (a negative count as none, a share above 1 as all) or failed later.
+        for name, value, allowed, fix in (
+            ("num_labels", num_labels, num_labels >= 2, "2 or more"),
+            ("label_budget", label_budget, label_budget is None or label_budget >= 0, "0 or more, or null for all"),
+            ("unlabelled", unlabelled, unlabelled >= 0, "0 or more"),
+            ("soft_labels_per_class", soft_labels_per_class, soft_labels_per_class is None or soft_labels_per_class > 0,
+             "1 or more, or null for all"),
+            ("soft_label_temperature", soft_label_temperature, soft_label_temperature > 0, "above 0 (1 keeps them)"),
+            ("labelled_share", labelled_share, labelled_share is None or 0 < labelled_share <= 1,
+             "above 0, at most 1, or null"),
+            ("consistency_p", consistency_p, 0 <= consistency_p < 1, "from 0 to below 1"),
+        ):
+            if not allowed:
+                raise UserError(f"data.{name} is {value}; fix: --data.{name} {fix}")
         super().__init__(**kwargs)
 
     def cache_settings(self) -> list:

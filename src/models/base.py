@@ -21,6 +21,19 @@ from src.pretrained import load_tokenizer
 EVAL_STAGES = ("val", "test")
 
 
+def check_classes(module: L.LightningModule) -> None:
+    """A `UserError` when a classifier's `label_names` and its data's `num_labels` count different classes: the loss
+    would fail on the first review of a class the model lacks (an index error), or a class would never be seen."""
+    try:
+        data = module.trainer.datamodule
+    except RuntimeError:  # a module used outside a Trainer
+        return
+    names, classes = module.hparams.get("label_names"), data.hparams.get("num_labels") if data is not None else None
+    if names is not None and classes is not None and len(names) != classes:
+        raise UserError(f"model.label_names has {len(names)} names and data.num_labels is {classes}; fix: a name for "
+                        "each class of the data")
+
+
 class HFModule(L.LightningModule):
     """A Hugging Face model (`self.model`) and its tokenizer, trained with AdamW."""
 
@@ -104,6 +117,7 @@ class HFModule(L.LightningModule):
         self.log_dict(self.epoch_metrics(stage), prog_bar=stage == "val")
 
     def setup(self, stage: str) -> None:
+        check_classes(self)
         if stage == "fit":  # before the model summary: from_pretrained returns eval mode, and Lightning keeps it
             self.model.train()
 
@@ -175,6 +189,7 @@ class OnePassFit:
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:  # not HFModule.setup: no train mode
+        check_classes(self)
         self.automatic_optimization = False
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
