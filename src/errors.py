@@ -11,8 +11,12 @@ def reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0][:160]}" if lines else type(err).__name__
 
 
-def at_least(option: str, value: float | None, low: float) -> None:
-    """A `UserError` when `option` (as the CLI spells it) is set below `low`: a count of 0 or less would otherwise fail
-    deep in a library with a traceback, or run and train on nothing."""
-    if value is not None and value < low:
-        raise UserError(f"{option} is {value}; fix: --{option} {low} or more")
+def check_ranges(prefix: str, *checks: tuple[str, object, bool, str]) -> None:
+    """A `UserError` for the first `(name, value, allowed, fix)` whose value is not allowed, naming the option as the
+    command line spells it (`{prefix}.{name}`, or `name` without a prefix) and the range that fixes it. Out of range,
+    a setting would otherwise fail deep in a library with a traceback, or run and do something else (train on
+    nothing, ignore it)."""
+    for name, value, allowed, fix in checks:
+        if not allowed:
+            option = f"{prefix}.{name}" if prefix else name
+            raise UserError(f"{option} is {value}; fix: --{option} {fix}")

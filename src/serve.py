@@ -21,7 +21,7 @@ from litserve.connector import check_cuda_with_nvidia_smi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.errors import UserError, at_least
+from src.errors import UserError, check_ranges
 
 # torch, transformers and the model are imported by the inference worker alone (RunAPI.setup): the server's other
 # processes (this one, LitServe's API server and its queue manager) are forked from this one, so anything imported
@@ -157,8 +157,9 @@ def check_problem(run: str, quantize: str | None = None, device: str = "cpu") ->
 def main(args: list[str] | None = None) -> None:
     a = arguments().parse_args(args)
     # LitServe checks these too, but with a traceback, after the model is loaded.
-    for name, low in (("max_batch_size", 1), ("workers_per_device", 1), ("max_chars", 1), ("batch_timeout", 0)):
-        at_least(name, getattr(a, name), low)
+    check_ranges("", *[(name, getattr(a, name), getattr(a, name) >= low, f"{low} or more")
+                       for name, low in (("max_batch_size", 1), ("workers_per_device", 1), ("max_chars", 1),
+                                         ("batch_timeout", 0))])
     if a.max_payload_mb is not None and not a.max_payload_mb > 0:
         raise UserError(f"--max_payload_mb is {a.max_payload_mb}; fix: a size above 0, or leave it out")
     if not 1024 <= a.port <= 65535:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from src.data.collate import Collator
 from src.data.sampler import LengthGroupedSampler, ResumableLoader
 from src.data.sources import default_source, load_source, read_utf8
-from src.errors import UserError, at_least
+from src.errors import UserError, check_ranges
 from src.pretrained import load_tokenizer
 
 CACHE_VERSION = 1  # bump when tokenization changes, so stale caches are not reused
@@ -84,9 +84,10 @@ class ReviewDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        for name, low in (("batch_size", 1), ("eval_batch_size", 1), ("num_workers", 0), ("limit_train", 1),
-                          ("limit_val", 1), ("limit_test", 1), ("limit_predict", 1)):
-            at_least(f"data.{name}", self.hparams[name], low)
+        check_ranges("data", *[(name, self.hparams[name], self.hparams[name] is None or self.hparams[name] >= low,
+                                 f"{low} or more") for name, low in (
+            ("batch_size", 1), ("eval_batch_size", 1), ("num_workers", 0), ("limit_train", 1), ("limit_val", 1),
+            ("limit_test", 1), ("limit_predict", 1))])
         if not val_size > 0:
             raise UserError(f"data.val_size is {val_size}: the fit validates on these reviews held out of train; fix: "
                             "a fraction below 1 (--data.val_size 0.1) or a number of reviews (--data.val_size 2500)")
@@ -114,7 +115,7 @@ class ReviewDataModule(L.LightningDataModule):
         """A `UserError` when an example could be longer than the model reads: its position embeddings end there, and
         the forward would fail on the first long review, deep in the model."""
         option, length = self.window()
-        at_least(option, length, 8)  # below that, little of a review is left beside the special tokens
+        check_ranges("", (option, length, length >= 8, "8 or more"))  # below, little of a review is left
         limit = self.tokenizer.model_max_length
         if limit < 1_000_000 and length > limit:  # tokenizers that know no limit give 1e30
             raise UserError(f"{option} is {length}, longer than the {limit} tokens {self.hparams.tokenizer!r} reads "

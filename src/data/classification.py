@@ -19,7 +19,7 @@ from src.data.base import ReviewDataModule
 from src.data.selection import balanced_sample
 from src.data.soft_labels import most_confident, read_teachers, sharpen
 from src.data.text import tokenize
-from src.errors import UserError
+from src.errors import UserError, check_ranges
 
 
 class ClassificationDataModule(ReviewDataModule):
@@ -72,7 +72,8 @@ class ClassificationDataModule(ReviewDataModule):
             **kwargs: the shared arguments of `ReviewDataModule` (source, batch sizes, splits, limits, cache).
         """
         # Out of range these ran as something else (a negative count as none, a share above 1 as all) or failed later.
-        for name, value, allowed, fix in (
+        check_ranges(
+            "data",
             ("num_labels", num_labels, num_labels >= 2, "2 or more"),
             ("label_budget", label_budget, label_budget is None or label_budget >= 0, "0 or more, or null for all"),
             ("unlabelled", unlabelled, unlabelled >= 0, "0 or more"),
@@ -82,9 +83,7 @@ class ClassificationDataModule(ReviewDataModule):
             ("labelled_share", labelled_share, labelled_share is None or 0 < labelled_share <= 1,
              "above 0, at most 1, or null"),
             ("consistency_p", consistency_p, 0 <= consistency_p < 1, "from 0 to below 1"),
-        ):
-            if not allowed:
-                raise UserError(f"data.{name} is {value}; fix: --data.{name} {fix}")
+        )
         super().__init__(**kwargs)
 
     def cache_settings(self) -> list:

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import Metric
 from transformers import PreTrainedModel, get_scheduler
 
-from src.errors import UserError
+from src.errors import UserError, check_ranges
 from src.models.metrics import WeightedMean
 from src.pretrained import load_tokenizer
 
@@ -54,11 +54,9 @@ class HFModule(L.LightningModule):
         """
         super().__init__()
         # Else torch fails at the optimizer, after the run's folder is made, or the schedule is silently off.
-        for name, value, allowed, fix in (("learning_rate", learning_rate, learning_rate > 0, "above 0"),
-                                          ("weight_decay", weight_decay, weight_decay >= 0, "0 or more"),
-                                          ("warmup_ratio", warmup_ratio, 0 <= warmup_ratio < 1, "from 0 to below 1")):
-            if not allowed:
-                raise UserError(f"model.{name} is {value}; fix: --model.{name} {fix}")
+        check_ranges("model", ("learning_rate", learning_rate, learning_rate > 0, "above 0"),
+                     ("weight_decay", weight_decay, weight_decay >= 0, "0 or more"),
+                     ("warmup_ratio", warmup_ratio, 0 <= warmup_ratio < 1, "from 0 to below 1"))
         self.save_hyperparameters()  # the subclass's arguments too: they are read in `load_model`
         self.tokenizer = load_tokenizer(model_name)
         self.model = self.load_model()

@@ -13,7 +13,7 @@ import torch
 from torchmetrics import Metric
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 
-from src.errors import UserError
+from src.errors import UserError, check_ranges
 from src.models.base import EVAL_STAGES, HFModule
 from src.models.metrics import PerplexityFromLoss
 from src.pretrained import from_pretrained
@@ -53,7 +53,8 @@ class CausalLM(HFModule):
             **kwargs: the optimizer settings of `HFModule`: learning_rate, weight_decay, warmup_ratio.
         """
         # Out of range these failed in generate (a division by zero, a config error) or ran as something else.
-        for name, value, allowed, fix in (
+        check_ranges(
+            "model",
             ("lora_rank", lora_rank, lora_rank >= 0, "0 or more (0: all weights train)"),
             ("max_new_tokens", max_new_tokens, max_new_tokens >= 1, "1 or more"),
             ("num_return_sequences", num_return_sequences, num_return_sequences >= 1, "1 or more"),
@@ -61,9 +62,7 @@ class CausalLM(HFModule):
             ("top_k", top_k, top_k >= 0, "0 or more (0: no limit)"),
             ("top_p", top_p, 0 < top_p <= 1, "above 0, at most 1"),
             ("repetition_penalty", repetition_penalty, repetition_penalty > 0, "above 0 (1: none)"),
-        ):
-            if not allowed:
-                raise UserError(f"model.{name} is {value}; fix: --model.{name} {fix}")
+        )
         super().__init__(model_name, **kwargs)
         self.ppl = torch.nn.ModuleDict({stage: PerplexityFromLoss() for stage in EVAL_STAGES})
         sampling, tok = temperature > 0, self.tokenizer
