@@ -69,3 +69,18 @@ def test_the_shipped_grid_has_16_prompts_on_validation_reviews_that_the_cli_pars
     budget = load_study("configs/studies/label_budget.yaml")
     prompting = [a for a in budget.approaches if a.config[0] == "configs/gpt_zeroshot_imdb.yaml"]  # not the ensemble
     assert len(prompting) >= 3 and all(grid.choose.write in a.config for a in prompting)  # its members are such runs
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"templates": ["Review without a slot"]}, "prompt template 'Review without a slot' has 0 {text} slots"),
+    ({"calibration_reviews": 0}, "calibration_reviews 1 or more"),
+    ({"label_words": []}, "templates, label_words and chat_template need an entry each"),
+])
+def test_a_grid_that_cannot_run_is_one_line_before_any_prompt_runs(tmp_path, change, message):
+    from src.errors import UserError
+
+    grid = yaml.safe_load(open("configs/studies/prompts.yaml")) | change
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    with pytest.raises(UserError, match=message.replace("{", "\\{").replace("}", "\\}")):
+        prompts.load_grid(path)

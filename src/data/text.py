@@ -39,11 +39,16 @@ def tokenize(
     return [cut(ids, max_length, truncation) for ids in tokenizer(texts, verbose=False)["input_ids"]]
 
 
-def template_ids(template: str, tokenizer) -> tuple[list[int], list[int]]:
-    """The ids a prompt template puts before and after the review (special tokens with the part before)."""
+def check_template(template: str) -> None:
+    """A `UserError` unless a prompt template has exactly one `{text}`, where the review goes."""
     if template.count("{text}") != 1:
         raise UserError(f"prompt template {template!r} has {template.count('{text}')} {{text}} slots; fix: one, where "
                         "the review goes, e.g. 'Review: {text}\\nOverall, the movie was'")
+
+
+def template_ids(template: str, tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a prompt template puts before and after the review (special tokens with the part before)."""
+    check_template(template)
     prefix, suffix = template.split("{text}")
     return (tokenizer(prefix)["input_ids"] if prefix else [],
             tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix else [])

@@ -60,12 +60,18 @@ class Grid:
 
 def load_grid(path: str | Path, quick: bool = False) -> tuple[Grid, Study]:
     """The grid file, and the study it makes: one approach (a zero-shot run) per template, label words and chat."""
-    from src.data.text import chat_prompt
+    from src.data.text import chat_prompt, check_template
     from src.pretrained import load_tokenizer
 
     if not Path(path).is_file():
         raise UserError(f"prompt grid {path} does not exist; fix: pass configs/studies/prompts.yaml or a copy of it")
     grid = parse(Grid, yaml.safe_load(Path(path).read_text()) or {}, str(path))
+    # Checked here, not in each prompt's run: there each would fail on its own, one after another.
+    if not grid.templates or not grid.label_words or not grid.chat_template or grid.calibration_reviews < 1:
+        raise UserError(f"{path}: templates, label_words and chat_template need an entry each and calibration_reviews "
+                        "1 or more; fix: see configs/studies/prompts.yaml")
+    for template in grid.templates:
+        check_template(template)
     if grid.choose.calibration not in CALIBRATIONS:
         raise UserError(f"{path}: choose.calibration {grid.choose.calibration!r} cannot classify a review on its own; "
                         f"fix: one of {list(CALIBRATIONS)}")
