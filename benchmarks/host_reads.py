@@ -62,8 +62,10 @@ class HostWaits(TorchDispatchMode):
         if name in READS and first is not None and (not self.gpu or first.device.type != "cpu"):
             self.counts["read", site()] += 1
         elif self.gpu and name in COPIES and first is not None:
-            source, target = (args[1], first) if name == "copy_" else (first, kwargs.get("device") or first.device)
-            target = torch.device(target) if not isinstance(target, torch.Tensor) else target.device
+            if name == "copy_":  # copy_(target, source)
+                source, target = args[1], first.device
+            else:  # _to_copy(source, device=...)
+                source, target = first, torch.device(kwargs.get("device") or first.device)
             if source.device.type != "cpu" and target.type == "cpu":
                 self.counts["read", site()] += 1  # a copy to the host
             elif source.device.type == "cpu" and target.type != "cpu" and not source.is_pinned():

@@ -15,6 +15,7 @@ from src.data.sampler import LengthGroupedSampler
 from src.data.sources import load_source
 from src.data.text import clean, tokenize
 from src.errors import UserError
+from src.pretrained import load_tokenizer
 from tests.conftest import fit_ready, make_split
 
 
@@ -134,9 +135,8 @@ def test_predict_inputs_from_file_and_list(tiny_bert, tmp_path):
 
 
 def test_a_max_length_the_prompt_template_fills_is_refused(tiny_bert):
-    tokenizer = src.data.classification.ClassificationDataModule(tokenizer=tiny_bert).tokenizer
     with pytest.raises(UserError, match="the prompt template alone takes"):
-        tokenize(["A fine film."], tokenizer, 4, "head_tail", "Review: {text}\nOverall, the movie was")
+        tokenize(["A fine film."], load_tokenizer(tiny_bert), 4, "head_tail", "Review: {text}\nOverall, the movie was")
 
 
 def test_collator_keeps_text():

@@ -186,7 +186,7 @@ class ReviewDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before `setup`: tokenize and cache there.
-        self.check_window()
+        self.check_window()  # before the tokenizing, which an example too long for the model would waste
         stage = self.trainer.state.fn if self.trainer is not None else None
         self._load_tokenized(self._needed(stage), write=True)
 
@@ -245,7 +245,6 @@ class ReviewDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
-        self.check_window()
         if stage == "predict":
             self.splits["predict"] = self._predict_dataset()
             return
