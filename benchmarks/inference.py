@@ -33,6 +33,7 @@ from src.api import load
 from src.data.selection import evaluation_reviews
 from src.doc_tables import write_between_markers
 from src.hardware import cpu_has_fast_bf16
+from src.quantize import pick
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -104,11 +105,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="test reviews scored per arm and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="the pipeline, predict in fp32 and quantize='auto' only")
     args = parser.parse_args()
 
     reviews = evaluation_reviews(None, "test", args.n)
     texts, labels = reviews.texts, reviews.labels
-    fp32 = load(args.run, batch_size=args.batch_size)
+    fp32 = load(args.run, batch_size=args.batch_size, quantize="none")
     max_length, names = fp32.data.hparams.max_length, fp32.module.hparams.label_names
     folder = Path(tempfile.mkdtemp())
     export = folder / "export"  # the pipeline loads the same weights as a Hugging Face folder
@@ -137,15 +139,24 @@ def main() -> None:
             for scores in classify(batch, batch_size=args.batch_size, truncation=True, max_length=max_length)],
         "predict (fp32)": fp32.predict,
     }, {}
+    # what load, predict and serve do by default: the fastest quantizer here that keeps the labels
+    arms[f"predict (quantize='auto': {pick(fp32.module.model, 'cpu')})"] = load(args.run, batch_size=args.batch_size,
+                                                                                quantize="auto").predict
+    if args.quick:
+        skipped["the other arms"] = "--quick"
     fast_bf16 = cpu_has_fast_bf16()
-    if fast_bf16:
+    if args.quick:
+        pass
+    elif fast_bf16:
         arms["predict (bf16 autocast)"] = bf16
         # bf16 weights: no fp32 copy of each weight cast on every call, as autocast makes
         arms["predict (bf16 weights, quantize='bf16')"] = load(args.run, batch_size=args.batch_size,
                                                                 quantize="bf16").predict
     else:
         skipped["predict (bf16 autocast, bf16 weights)"] = "no native bf16 on this CPU (emulated, many times slower)"
-    if importlib.util.find_spec("openvino") is None:
+    if args.quick:
+        pass
+    elif importlib.util.find_spec("openvino") is None:
         skipped["OpenVINO"] = "not installed: pip install -e '.[openvino]'"
     else:
         from src.openvino_model import OpenVINOClassifier
@@ -154,14 +165,17 @@ def main() -> None:
         if fast_bf16:
             arms["predict (OpenVINO bf16, quantize='openvino-bf16')"] = load(
                 args.run, batch_size=args.batch_size, quantize="openvino-bf16").predict
-    int8 = load(args.run, batch_size=args.batch_size, quantize="int8")
-    arms["predict (dynamic int8, quantize='int8')"] = int8.predict
-    arms["predict (torch.compile, fp32)"] = with_model(torch.compile(fp32.module.model, dynamic=True))
-    arms["predict (dynamic int8 + torch.compile)"] = with_model(torch.compile(int8.module.model, dynamic=True))
-    try:
-        arms |= {arm: with_model(model) for arm, model in onnxruntime_arms(fp32.module.model, folder, threads).items()}
-    except ImportError as err:
-        skipped["ONNX Runtime"] = f"not installed ({err.name}): pip install -r benchmarks/requirements-inference.txt"
+    if not args.quick:
+        int8 = load(args.run, batch_size=args.batch_size, quantize="int8")
+        arms["predict (dynamic int8, quantize='int8')"] = int8.predict
+        arms["predict (torch.compile, fp32)"] = with_model(torch.compile(fp32.module.model, dynamic=True))
+        arms["predict (dynamic int8 + torch.compile)"] = with_model(torch.compile(int8.module.model, dynamic=True))
+        try:
+            arms |= {arm: with_model(model)
+                     for arm, model in onnxruntime_arms(fp32.module.model, folder, threads).items()}
+        except ImportError as err:
+            skipped["ONNX Runtime"] = (f"not installed ({err.name}): pip install -r "
+                                       "benchmarks/requirements-inference.txt")
 
     for run in arms.values():
         run(texts[:64])  # warm-up: compilation, session start-up, first-call allocations
@@ -186,7 +200,7 @@ def main() -> None:
             "max_length": max_length, "threads": threads, "machine": platform.processor() or "cpu",
             "cpu_capability": cpu_kind(),
             "date": datetime.date.today().isoformat(),
-            "split": "test", "skipped": skipped}
+            "split": "test", "skipped": skipped, "quick": args.quick}
     out = ROOT / "outputs" / "bench" / "inference.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -198,7 +212,7 @@ def write_table(meta: dict, rows: list[dict]) -> str:
     lines = [
         f"{meta['n']} test reviews, max length {meta['max_length']}, batch {meta['batch_size']}, "
         f"{meta['threads']} threads ({meta['cpu_capability']}), medians of {meta['rounds']} alternated rounds, "
-        f"{meta['date']}; `python benchmarks/inference.py --run {meta['run']}`.",
+        f"{meta['date']}; `python benchmarks/inference.py --run {meta['run']}{' --quick' * meta['quick']}`.",
         "",
         "| arm | reviews/s | vs pipeline | accuracy | same label as predict fp32 |",
         "| --- | ---: | ---: | ---: | ---: |",

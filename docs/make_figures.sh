@@ -24,4 +24,4 @@ shoot() {  # run folder, run name, PNG, dashboard
 }
 shoot "$RUN" "$NAME" docs/tensorboard_scalars.png '#scalars&tagFilter=%5E(train%7Cval)%2F(loss%7Cacc%7Cf1%7Cauroc%7Csamples_per_sec)$'
 shoot "$IMAGES_RUN" "$NAME" docs/tensorboard_images.png '#images'
-"$PY" -m src.plot "$RUN" docs/training_curves.png --title "$NAME: $RUN"
+"$PY" -m src plot "$RUN" docs/training_curves.png --title "$NAME: $RUN"

@@ -6,7 +6,7 @@ To run:
     from src.api import load
     model = load("outputs/bert_imdb/version_0")         # a run folder (its best checkpoint), a .ckpt, or export/best
     model.predict(["A moving, funny film.", "Two hours I will never get back."])
-    load("outputs/bert_imdb/version_0", quantize="bf16")  # faster: bf16 CPUs and GPUs; "int8", "openvino-bf16"
+    load("outputs/bert_imdb/version_0", quantize="none")  # full precision; the default, "auto", picks the fastest
 """
 
 import importlib
@@ -52,12 +52,12 @@ class Predictor:
         return sorted(rows, key=lambda row: row["id"])
 
 
-def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: str | None = None) -> Predictor:
+def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: str | None = "auto") -> Predictor:
     """A `Predictor` from a run folder (its best checkpoint, else last.ckpt), a checkpoint file of this project, or
     an export folder (`<run>/export/best`: Hugging Face weights and the run's settings in training_run.json).
-    `quantize="int8"`: the model's Linear layers in dynamic int8, on a CPU; `"bf16"`: its weights in bfloat16, on a
-    CPU with native bf16 or a GPU; `"openvino-bf16"`: a classifier compiled by OpenVINO in bf16, on a CPU with
-    native bf16 (src/quantize.py)."""
+    `quantize="auto"` (the default) picks the fastest quantizer this machine runs that keeps a classifier's labels
+    (bf16 with AMX, openvino-bf16 with AVX512-BF16 alone, none on other CPUs) and says which; `"none"`: full
+    precision; `"int8"`, `"bf16"`, `"openvino-bf16"` or any registered quantizer by name (src/quantize.py)."""
     if batch_size < 1:
         raise UserError(f"batch_size is {batch_size}; fix: batch_size=1 or more")
     quantization.check(quantize, device)  # before anything is loaded

@@ -5,6 +5,7 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 """
 
 import argparse
+import functools
 import logging
 import re
 import sys
@@ -18,9 +19,9 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from transformers.utils import logging as transformers_logging
 
-from src.callbacks import ModelTable, ProgressLines, RunSummary, StopOnNonFiniteLoss, Throughput
+from src.callbacks import ModelTable, ProgressLines, Quantize, RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import ReviewDataModule
-from src.errors import UserError, reason
+from src.errors import Stopped, UserError, reason
 from src.hardware import cpu_has_fast_bf16
 from src.models import HFModule
 
@@ -44,6 +45,8 @@ class CLI(LightningCLI):
         parser.add_lightning_class_args(ProgressLines, "progress_lines")
         parser.add_lightning_class_args(RunSummary, "run_summary")
         parser.add_lightning_class_args(ModelTable, "model_table")  # in place of Lightning's (its FLOPs column read 0)
+        # predict: the fastest quantizer this machine runs that keeps the labels (--quantize.how none: full precision)
+        parser.add_lightning_class_args(Quantize, "quantize")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="fit: then score the test split with the best checkpoint (as `make fit` does)")
 
@@ -162,6 +165,7 @@ def _resume_last(trainer) -> str | None:
     return str(found[-1])
 
 
+@functools.cache  # once per process: each call would add its filters again
 def quiet_third_party_notes() -> None:
     """Keep the console to what matters for this project's runs: Lightning's advertisements for its cloud services,
     two warnings Lightning raises from its own code about its own code, and two about the zero-shot fit are dropped."""
@@ -198,29 +202,31 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
             run=run,
         )
     except SIGTERMException:
-        print("stopped by SIGTERM; the last checkpoint was saved: continue with --ckpt_path last", file=sys.stderr)
-        sys.exit(143)  # 128 + SIGTERM, as if the signal had ended the process
+        raise Stopped("stopped by SIGTERM; the last checkpoint was saved: continue with --ckpt_path last") from None
     except argparse.ArgumentError as err:  # a misspelled key, a wrong type, a missing file
-        # run=False (a study run, a benchmark) parses without a subcommand: those build a fit
-        subcommand = next((a for a in args or sys.argv[1:] if a in CLI.subcommands()), "fit")
-        message = " ".join(line.strip() for line in str(err).splitlines())
-        see = f"python -m src {subcommand} --help"
-        # A misspelled argument of a class picked by class_path: name it and the class's own help.
-        unknown = re.search(r"Parser key \"(\w+)\".*?class_path '([\w.]+)': Option '([\w.]+)' is not accepted", message)
-        if unknown:
-            key, cls, option = unknown.groups()
-            message = f"{cls} has no argument {option!r} (given as {key}.{option})"
-            see = f"python -m src {subcommand} --{key}.help {cls}"
-        elif wrong_type := _type_error(message):
-            message = wrong_type
-        print(f"error: {message}; see: {see}".replace("  ", " "), file=sys.stderr)
-        sys.exit(2)
+        raise UserError(_parse_error(err, args)) from None
     except Exception as err:
         user_error = _find_user_error(err)
         if user_error is None:
             raise
-        print(f"error: {user_error}", file=sys.stderr)
-        sys.exit(2)
+        raise user_error from None
+
+
+def _parse_error(err: argparse.ArgumentError, args: list[str] | None) -> str:
+    """jsonargparse's parse error as one line: the option, what is wrong, and the help that shows the fix."""
+    # run=False (a study run, a benchmark) parses without a subcommand: those build a fit
+    subcommand = next((a for a in args or sys.argv[1:] if a in CLI.subcommands()), "fit")
+    message = " ".join(line.strip() for line in str(err).splitlines())
+    see = f"python -m src {subcommand} --help"
+    # A misspelled argument of a class picked by class_path: name it and the class's own help.
+    unknown = re.search(r"Parser key \"(\w+)\".*?class_path '([\w.]+)': Option '([\w.]+)' is not accepted", message)
+    if unknown:
+        key, cls, option = unknown.groups()
+        message = f"{cls} has no argument {option!r} (given as {key}.{option})"
+        see = f"python -m src {subcommand} --{key}.help {cls}"
+    elif wrong_type := _type_error(message):
+        message = wrong_type
+    return f"{message}; see: {see}".replace("  ", " ")
 
 
 EXAMPLES = {"list": '\'["a review", "another"]\'', "int": "128", "float": "0.5", "bool": "true", "str": '"text"',

@@ -1,8 +1,40 @@
-"""Errors caused by the user's input: the CLI prints them as one line instead of a traceback."""
+"""Errors caused by the user's input: `python -m src` prints them as one line instead of a traceback."""
+
+import argparse
+import difflib
 
 
 class UserError(Exception):
-    """Bad input (a path, a column, a model name): the message names the problem and the fix."""
+    """Bad input (a path, a column, a model name): the message names the problem and the fix. `python -m src` prints
+    it as one line and exits with `exit_code`."""
+
+    exit_code = 2
+
+
+class Stopped(UserError):
+    """The run was stopped from outside (SIGTERM) after saving what it needs to continue."""
+
+    exit_code = 143  # 128 + SIGTERM, as if the signal had ended the process
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with no abbreviations (`--worker` must not pass for `--workers_per_device`) whose mistakes are a
+    one-line `UserError` naming the nearest option, instead of a usage block and an exit."""
+
+    def __init__(self, *args, **kwargs):
+        self.options: list[str] = []  # argparse adds --help from its __init__
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options += action.option_strings
+        return action
+
+    def error(self, message: str):
+        unknown = [w for w in message.partition(": ")[2].split() if w.startswith("--")]
+        near = difflib.get_close_matches(unknown[0].split("=")[0], self.options, 1) if unknown else []
+        fix = f"did you mean {near[0]}? " if near else ""
+        raise UserError(f"{message}; fix: {fix}see {self.prog} --help")
 
 
 def reason(err: BaseException) -> str:

@@ -1,12 +1,20 @@
-"""What this machine computes fast: the CLI falls back to fp32 where bf16 would be emulated.
+"""What this machine computes fast: the CLI falls back to fp32 where bf16 would be emulated, and `quantize="auto"`
+picks by it. torch is imported on first use (`serve`'s front process stays free of it).
 
 To run: python -c "from src.hardware import cpu_has_fast_bf16; print(cpu_has_fast_bf16())"
 """
 
-import torch
-
 
 def cpu_has_fast_bf16() -> bool:
     """bf16 matmuls run natively only with AVX512-BF16 or AMX; elsewhere autocast emulates them slowly."""
+    import torch
+
     # torch has no public probe for these CPU features (tests/test_cli.py fails if these names go away).
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def cpu_has_amx() -> bool:
+    """AMX tiles: torch's bf16 kernels several times faster than AVX512-BF16 alone."""
+    import torch
+
+    return torch.cpu._is_amx_tile_supported()

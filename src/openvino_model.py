@@ -52,8 +52,13 @@ class OpenVINOClassifier(nn.Module):
         return SequenceClassifierOutput(logits=torch.from_numpy(out[0].copy()))  # the request reuses its buffers
 
 
+def is_classifier(model: nn.Module) -> bool:
+    """Whether `model` is a Hugging Face sequence classifier (what `predict_step` of the classifier calls)."""
+    return type(model).__name__ in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()
+
+
 def check_classifier(model: nn.Module) -> None:
-    """OpenVINO stands in for sequence classifiers only (what `predict_step` of the classifier calls)."""
-    if type(model).__name__ not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values():
+    """OpenVINO stands in for sequence classifiers only."""
+    if not is_classifier(model):
         raise UserError(f"quantize 'openvino-bf16' runs sequence classifiers (BERT-style fine-tuned runs), not "
                         f"{type(model).__name__}; fix: quantize='bf16' or 'int8' for this run")

@@ -3,10 +3,9 @@
 Top: training loss (raw and smoothed) and validation loss against the step; bottom: the
 validation metrics (accuracy, F1, AUROC, or perplexity for language models).
 
-To run: python -m src.plot outputs/bert_imdb/version_0 docs/training_curves.png
+To run: python -m src plot outputs/bert_imdb/version_0 docs/training_curves.png
 """
 
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 from matplotlib import pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from src.errors import ArgumentParser, UserError  # noqa: E402
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:
@@ -30,7 +31,7 @@ def plot(run: Path, out: Path, title: str | None = None) -> Path:
     events.Reload()
     tags = set(events.Tags()["scalars"])
     if "train/loss" not in tags:
-        raise SystemExit(f"error: {run} has no train/loss scalars; fix: give a run folder with TensorBoard event files")
+        raise UserError(f"{run} has no train/loss scalars; fix: give a run folder with TensorBoard event files")
     series = {t: ([e.step for e in events.Scalars(t)], [e.value for e in events.Scalars(t)]) for t in tags}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
     steps, loss = series["train/loss"]
@@ -56,14 +57,11 @@ def plot(run: Path, out: Path, title: str | None = None) -> Path:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str]) -> None:
+    parser = ArgumentParser(prog="python -m src plot", description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run folder holding TensorBoard event files")
     parser.add_argument("out", type=Path, help="PNG file to write")
     parser.add_argument("--title", help="figure title (default: the run folder)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(plot(args.run, args.out, args.title))
 
-
-if __name__ == "__main__":
-    main()

@@ -6,11 +6,10 @@ To run: python -m src serve outputs/bert_imdb/version_0 --port 8000
         curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"text": "A moving, funny film."}'
 """
 
-import argparse
 import multiprocessing
+import os
 import platform
 import signal
-import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import litserve as ls
@@ -21,7 +20,8 @@ from litserve.connector import check_cuda_with_nvidia_smi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.errors import UserError, check_ranges
+from src import quantize as quantization
+from src.errors import ArgumentParser, UserError, check_ranges
 
 # torch, transformers and the model are imported by the inference worker alone (RunAPI.setup): the server's other
 # processes (this one, LitServe's API server and its queue manager) are forked from this one, so anything imported
@@ -72,7 +72,7 @@ def too_large(limit: int, max_chars: int):
 class RunAPI(ls.LitAPI):
     """One text per request; LitServe gathers concurrent requests into one `predict` call."""
 
-    def __init__(self, run: str, max_chars: int, quantize: str | None = None, **kwargs):
+    def __init__(self, run: str, max_chars: int, quantize: str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.run, self.max_chars, self.quantize = run, max_chars, quantize
 
@@ -95,16 +95,16 @@ class RunAPI(ls.LitAPI):
 
 
 def _stop_workers_too(signum: int, frame) -> None:
-    """On SIGTERM (`kill`, a container stop) end LitServe's worker processes as well: they outlive their parent."""
+    """On SIGTERM (`kill`, a container stop) end LitServe's worker processes as well (they outlive their parent),
+    then end as the signal would have."""
     for child in multiprocessing.active_children():
         child.terminate()
-    sys.exit(128 + signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
-def arguments() -> argparse.ArgumentParser:
-    # No abbreviations, as in the other commands: --worker must not pass for --workers_per_device.
-    parser = argparse.ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0],
-                                     allow_abbrev=False)
+def arguments() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m src serve", description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run folder (its best checkpoint), a checkpoint file or an export folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
@@ -115,11 +115,10 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--workers_per_device", type=int, default=1,
                         help="inference processes per device, each with its own copy of the model (about 0.7 GB "
                              "resident each for MiniLM on a CPU); more serve more requests at once on many cores")
-    parser.add_argument("--quantize", choices=["int8", "bf16", "openvino-bf16"], default=None,  # src/quantize.py
-                        help="int8: the model's Linear layers in dynamic int8, faster on a CPU; bf16: its weights in "
-                             "bfloat16, on a CPU with AVX512-BF16/AMX or a GPU; openvino-bf16: a classifier compiled "
-                             "by OpenVINO in bf16, the fastest on a CPU with AVX512-BF16 but no AMX "
-                             "(pip install -e '.[openvino]')")
+    parser.add_argument("--quantize", choices=quantization.choices(), default=quantization.AUTO,
+                        help="auto: the fastest quantizer this machine runs that keeps a classifier's labels (bf16 "
+                             "with AMX, openvino-bf16 with AVX512-BF16 alone, none elsewhere); none: full precision; "
+                             + "; ".join(f"{name}: {cls.help}" for name, cls in quantization.QUANTIZERS.items()))
     parser.add_argument("--max_chars", type=int, default=100_000, help="longest text accepted")
     parser.add_argument("--max_payload_mb", type=float, default=None,
                         help="largest request body accepted (default: room for --max_chars characters of any kind)")
@@ -136,19 +135,18 @@ def accelerator(name: str) -> str:
     return "mps" if platform.system() == "Darwin" and platform.machine() == "arm64" else "cpu"
 
 
-def check_problem(run: str, quantize: str | None = None, device: str = "cpu") -> str | None:
+def check_problem(run: str, quantize: str = "auto", device: str = "cpu") -> str | None:
     """What is wrong with `run` or with `quantize` on `device` (a one-line `UserError`), or None: run in a child
     process, which imports torch."""
-    from src import quantize as quantization
     from src.api import check, load
 
     try:
         quantization.check(quantize, device)
         check(run)
-        if quantize == "openvino-bf16":  # which model a run holds shows once it is built (a few seconds, once)
-            from src.openvino_model import check_classifier
-
-            check_classifier(load(run).module.model)
+        chosen = quantization.quantizer(quantize) if quantize != quantization.AUTO else None
+        # Which model a run holds shows once it is built (a few seconds, once): only for a quantizer that cares.
+        if chosen is not None and type(chosen).check_model is not quantization.Quantizer.check_model:
+            chosen.check_model(load(run, quantize="none").module.model)
     except UserError as err:
         return str(err)
     return None
@@ -165,9 +163,8 @@ def main(args: list[str] | None = None) -> None:
     if not 1024 <= a.port <= 65535:
         raise UserError(f"--port is {a.port}; fix: a port from 1024 to 65535 (LitServe's range), e.g. --port 8000")
     device = accelerator(a.accelerator)
-    if a.quantize in ("int8", "openvino-bf16") and device != "cpu":
-        raise UserError(f"--quantize {a.quantize} runs on the CPU, not on {device}; fix: --accelerator cpu, or leave "
-                        "--quantize out")
+    if device != "cpu":  # on a CPU the check needs torch: the child below makes it
+        quantization.check(a.quantize, device)
     # Fail here, with the one-line error (python -m src prints it), not in a worker process; checked in a child so
     # that this process stays free of torch (see the note at the imports).
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
@@ -183,6 +180,3 @@ def main(args: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop_workers_too)
     server.run(host=a.host, port=a.port, generate_client_file=False, num_api_servers=1)
 
-
-if __name__ == "__main__":
-    main()

@@ -160,3 +160,22 @@ def imdb_test_dir(tmp_path_factory) -> Path:
     for name, split in (("train", train), ("unsupervised", unsup), ("test", test)):
         datasets.Dataset.from_dict(split).to_parquet(str(path / f"{name}.parquet"))
     return path
+
+
+def entry(argv: list[str]) -> None:
+    """The command line as a user runs it, `python -m src <argv>`: a `UserError` exits with its one line."""
+    from src.__main__ import main
+
+    main(argv)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bert, imdb_dir, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A tiny classifier fitted through the CLI, once per test module: its run folder and its arguments."""
+    tmp = tmp_path_factory.mktemp("cli")
+    args = tiny_args(tiny_bert, imdb_dir, tmp)
+    from src.cli import main
+
+    main(["fit", *args, "--trainer.max_epochs", "2"])
+    (run,) = (tmp / "runs" / "bert_imdb").iterdir()
+    return run, args

@@ -9,7 +9,7 @@ from src.cli import main
 from src.data import CausalLMDataModule
 from src.data.text import pack
 from src.models import CausalLM
-from tests.conftest import packed_data, tiny_args
+from tests.conftest import entry, packed_data, tiny_args
 
 
 def lm_data(model, imdb_dir, tmp_path, **kwargs) -> CausalLMDataModule:
@@ -153,5 +153,5 @@ def test_a_language_model_setting_that_cannot_work_is_one_line(tiny_causal_lm, i
     args = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, f"configs/{config}.yaml", data__block_size=32,
                      data__limit_train=20, data__predict_texts='["one"]', model__init_args__lora_target_modules="null")
     with pytest.raises(SystemExit) as exit_:
-        main([sub, *args, *extra])
+        entry([sub, *args, *extra])
     assert exit_.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]

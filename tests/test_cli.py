@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import lightning as L
 import pytest
@@ -13,17 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from src import cli
 from src.cli import main
-from src.errors import UserError
-from tests.conftest import predict_rows, tiny_args
-
-
-@pytest.fixture(scope="module")
-def fitted(tiny_bert, imdb_dir, tmp_path_factory) -> tuple[Path, list[str]]:
-    tmp = tmp_path_factory.mktemp("cli")
-    args = tiny_args(tiny_bert, imdb_dir, tmp)
-    main(["fit", *args, "--trainer.max_epochs", "2"])
-    (run,) = (tmp / "runs" / "bert_imdb").iterdir()
-    return run, args
+from tests.conftest import entry, predict_rows, tiny_args
 
 
 def test_fit_writes_config_checkpoints_and_tensorboard_scalars(fitted):
@@ -113,7 +102,6 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
     (root / "latin1").mkdir()
     (root / "latin1" / "train.csv").write_bytes('text,label\n"caf\xe9 was great",1\n'.encode("latin-1"))
     (root / "latin1.txt").write_bytes(b"a fine film\n" + "caf\xe9 society\n".encode("latin-1"))
-    import torch
 
     torch.save({"state_dict": {"w": torch.zeros(1000)}, "epoch": 0}, root / "good.ckpt")
     data = (root / "good.ckpt").read_bytes()
@@ -163,7 +151,7 @@ def bad_sources(tmp_path_factory) -> dict[str, str]:
 def test_bad_input_is_one_error_line(tiny_bert, imdb_dir, tmp_path, capsys, bad_sources, sub, override, message):
     override = [arg.format_map(bad_sources) for arg in override]
     with pytest.raises(SystemExit) as exit_:
-        main([sub, *tiny_args(tiny_bert, imdb_dir, tmp_path), *override])
+        entry([sub, *tiny_args(tiny_bert, imdb_dir, tmp_path), *override])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "\n".join(err)
@@ -189,7 +177,7 @@ def test_a_failed_predict_leaves_no_predictions_file_and_no_empty_folder(fitted,
     blank = tmp_path / "blank.txt"
     blank.write_text("\n \n")
     with pytest.raises(SystemExit):  # a UserError in the data module's setup, after the log folder was opened
-        main(["predict", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+        entry(["predict", *args, "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
               "--data.predict_file", str(blank)])
     assert sorted(run.rglob("*")) == before  # no predict/version_N with only a config and an empty event file
 
@@ -250,157 +238,9 @@ def test_every_argument_has_help_from_the_docstring(cls):
 
 def test_the_private_torch_cpu_probes_still_exist():
     """src/hardware.py's one private use (torch has no public bf16 CPU probe): an upgrade renaming them fails here."""
-    import torch
 
     assert isinstance(torch.cpu._is_avx512_bf16_supported(), bool)
     assert isinstance(torch.cpu._is_amx_tile_supported(), bool)
-
-
-def test_the_python_api_predicts_what_predict_writes(fitted, tmp_path):
-    from src.api import load
-
-    run, args = fitted
-    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
-    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
-    expected = predict_rows(args, ckpt, texts, tmp_path)
-    for source in (run, ckpt, run / "export" / "best"):  # a run folder means its best checkpoint
-        rows = load(source, batch_size=3).predict(texts)
-        assert [r["label_name"] for r in rows] == [r["label_name"] for r in expected]
-        for got, want in zip(rows, expected):
-            assert got["text"] == want["text"]
-            assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
-
-
-def test_int8_predicts_nearly_what_full_precision_predicts_from_python_and_the_cli(fitted, tmp_path):
-    import torch
-
-    from src.api import load
-    from src.errors import UserError
-
-    run, args = fitted
-    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
-    full, int8 = load(run), load(run, quantize="int8")
-    layers = [type(m) for m in int8.module.model.modules()]
-    assert torch.nn.Linear not in layers and torch.ao.nn.quantized.dynamic.Linear in layers
-    assert torch.nn.Linear in [type(m) for m in full.module.model.modules()]  # the full-precision model is untouched
-    want, got = full.predict(texts), int8.predict(texts)
-    for a, b in zip(want, got):
-        assert a["text"] == b["text"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
-        assert b["probabilities"] != a["probabilities"]  # int8 did run
-    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
-    rows = predict_rows([*args, "--trainer.callbacks+=src.callbacks.DynamicInt8"], ckpt, texts, tmp_path)
-    for a, b in zip(got, rows):
-        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=0.01)
-    # full precision predicts what the Python API does to 1e-5 (test above): these rows are int8's
-    assert max(abs(a["probabilities"][0] - b["probabilities"][0]) for a, b in zip(want, rows)) > 1e-5
-    for how, device, problem in (("int4", "cpu", "quantize 'int4' is not known"), ("int8", "cuda", "runs on the CPU")):
-        with pytest.raises(UserError, match=problem):
-            load(run, device=device, quantize=how)
-
-
-def test_bf16_weights_predict_nearly_what_full_precision_predicts_and_are_refused_where_bf16_is_emulated(
-        fitted, tmp_path, monkeypatch):
-    import torch
-
-    import src.quantize
-    from src.api import load
-    from src.errors import UserError
-
-    run, args = fitted
-    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
-    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: False)  # an AVX2 CPU: emulated bf16 is refused
-    with pytest.raises(UserError, match="without AVX512-BF16/AMX is many times slower.*fix: quantize='int8'"):
-        load(run, quantize="bf16")
-    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)  # tiny model: fast enough emulated too
-    full, bf16 = load(run), load(run, quantize="bf16")
-    assert {p.dtype for p in bf16.module.model.parameters()} == {torch.bfloat16}
-    assert {p.dtype for p in full.module.model.parameters()} == {torch.float32}  # the full-precision model untouched
-    want, got = full.predict(texts), bf16.predict(texts)
-    for a, b in zip(want, got):
-        assert a["text"] == b["text"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
-    assert any(b["probabilities"] != a["probabilities"] for a, b in zip(want, got))  # bf16 did run
-    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
-    rows = predict_rows([*args, "--trainer.callbacks+=src.callbacks.Quantize", "--trainer.callbacks.how=bf16"],
-                        ckpt, texts, tmp_path)
-    for a, b in zip(got, rows):
-        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-6)  # the same bf16 model as Python's
-
-
-def test_openvino_predicts_what_full_precision_predicts_and_names_what_it_cannot_run(fitted, tmp_path, monkeypatch):
-    import openvino as ov
-    import torch
-
-    import src.openvino_model
-    import src.quantize
-    from src.api import load
-    from src.errors import UserError
-    from src.hardware import cpu_has_fast_bf16
-    from src.openvino_model import OpenVINOClassifier, check_classifier
-
-    run, args = fitted
-    texts = ["I loved this movie! It was amazing.", "A dull, lifeless film.", "wonderful", "the plot " * 30]
-    want = load(run, batch_size=3).predict(texts)  # batches of 3: two shapes through the dynamic-shape model
-    f32 = load(run, batch_size=3)
-    f32.module.model = OpenVINOClassifier(f32.module.model, "f32")  # OpenVINO's own kernels, on any x86 CPU
-    assert list(f32.module.model.parameters()) == []  # OpenVINO holds the weights
-    for a, b in zip(want, f32.predict(texts)):
-        assert a["label"] == b["label"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-5)
-    with pytest.raises(UserError, match="runs sequence classifiers .*, not Linear; fix: quantize='bf16'"):
-        check_classifier(torch.nn.Linear(2, 2))
-    with pytest.raises(UserError, match="'openvino-bf16' runs on the CPU, not on cuda"):
-        load(run, device="cuda", quantize="openvino-bf16")
-    monkeypatch.setattr(src.quantize, "cpu_has_fast_bf16", lambda: True)  # on an AVX2 CPU too: the install is named
-    monkeypatch.setattr(src.openvino_model.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(UserError, match=r"needs OpenVINO, which is not installed; fix: pip install -e '\.\[openvino"):
-        load(run, quantize="openvino-bf16")
-    monkeypatch.undo()
-    if not cpu_has_fast_bf16():  # OpenVINO's bf16 is emulated (or unsupported) here: refused, as torch's bf16 is
-        with pytest.raises(UserError, match="quantize 'openvino-bf16' on a CPU without AVX512-BF16/AMX"):
-            load(run, quantize="openvino-bf16")
-        return
-    bf16 = load(run, quantize="openvino-bf16")
-    assert bf16.module.model.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
-    got = bf16.predict(texts)
-    for a, b in zip(want, got):
-        assert a["text"] == b["text"] and b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
-    assert any(b["probabilities"] != a["probabilities"] for a, b in zip(want, got))  # bf16 did run
-    ckpt = next((run / "checkpoints").glob("best*.ckpt"))
-    rows = predict_rows([*args, "--trainer.callbacks+=src.callbacks.Quantize",
-                         "--trainer.callbacks.how=openvino-bf16"], ckpt, texts, tmp_path)
-    for a, b in zip(got, rows):
-        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=1e-3)  # the same compiled model as Python's
-
-
-def test_the_python_api_names_a_path_without_checkpoints(tmp_path):
-    from src.api import load
-    from src.errors import UserError
-
-    with pytest.raises(UserError, match="neither a checkpoint, a run folder"):
-        load(tmp_path)
-    (tmp_path / "broken.ckpt").write_bytes(b"\x00" * 1024)
-    for path in ("README.md", tmp_path / "broken.ckpt"):  # a text file, a truncated checkpoint: one line with the fix
-        with pytest.raises(UserError, match="cannot be read as a checkpoint .*; fix: pass a run folder"):
-            load(path)
-
-
-def test_the_python_api_takes_a_string_as_one_text_and_nothing_as_nothing(fitted):
-    from src.api import load
-
-    model = load(fitted[0])
-    (row,) = model.predict("A moving, funny film.")
-    assert row["text"] == "A moving, funny film." and model.predict([]) == [] and model.predict(None) == []
-
-
-def test_the_python_api_names_a_bad_argument_in_one_line(fitted):
-    from src.api import load
-
-    with pytest.raises(UserError, match=r"texts\[1\] is int 7, not a string"):
-        load(fitted[0]).predict(["A fine film.", 7])
-    with pytest.raises(UserError, match="batch_size is 0; fix: batch_size=1 or more"):
-        load(fitted[0], batch_size=0)
-    if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="torch sees no CUDA GPU here; fix: device='cpu'"):
-            load(fitted[0], device="cuda")
 
 
 def test_serve_checks_an_export_folder_and_refuses_a_corrupt_checkpoint_in_one_line(fitted, tmp_path):
@@ -466,7 +306,7 @@ def test_test_after_fit_ends_the_fit_on_the_test_split_with_the_best_checkpoint(
 def test_a_checkpoint_of_another_model_class_than_the_config_is_refused(fitted, capsys):
     run, _ = fitted
     with pytest.raises(SystemExit) as exit_:
-        main(["predict", "--config", "configs/gpt_zeroshot_imdb.yaml", "--ckpt_path", str(run / "checkpoints" /
+        entry(["predict", "--config", "configs/gpt_zeroshot_imdb.yaml", "--ckpt_path", str(run / "checkpoints" /
               "last.ckpt"), "--data.predict_texts", '["a review"]'])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (

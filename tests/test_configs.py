@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.cli import main
+from tests.conftest import entry
 
 RECIPES = sorted(Path("configs").glob("*.yaml"))
 # strategies/, variants of a recipe (bert_imdb/) and the studies' recipes; a study file itself is parsed in test_study,
@@ -56,7 +56,7 @@ def test_config_parses_as_its_run_line_runs_it(config, capsys):
     configs = [Path(args[i + 1]) for i, a in enumerate(args) if a == "--config"]
     assert configs[-1] == config  # the config itself comes last: its values win
     with pytest.raises(SystemExit) as exit_:
-        main([*args, "--print_config"])
+        entry([*args, "--print_config"])
     assert exit_.value.code == 0, capsys.readouterr().err
     printed = yaml.safe_load(capsys.readouterr().out)
     given = yaml.safe_load(config.read_text())
@@ -67,7 +67,7 @@ def test_config_parses_as_its_run_line_runs_it(config, capsys):
 
 def test_a_classifier_recipe_shows_only_classification_data_arguments(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--config", "configs/bert_imdb.yaml", "--print_config"])
+        entry(["fit", "--config", "configs/bert_imdb.yaml", "--print_config"])
     data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
     assert {"max_length", "truncation", "prompt_template", "num_labels", "source", "batch_size"} <= set(data)
     assert not {"mlm_probability", "label_prefixes", "chat_template", "block_size", "task"} & set(data)
@@ -76,7 +76,7 @@ def test_a_classifier_recipe_shows_only_classification_data_arguments(capsys):
 def test_strategy_overlays_keep_bf16_on_gpus(capsys):
     for overlay in Path("configs/strategies").glob("*.yaml"):
         with pytest.raises(SystemExit):
-            main(["fit", "--config", "configs/bert_imdb.yaml", "--config", str(overlay), "--print_config"])
+            entry(["fit", "--config", "configs/bert_imdb.yaml", "--config", str(overlay), "--print_config"])
         assert yaml.safe_load(capsys.readouterr().out)["trainer"]["precision"] == "bf16-mixed"
 
 

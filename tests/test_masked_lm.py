@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from src.cli import main
 from src.data import MaskedLMDataModule
 from src.models import MaskedLM
-from tests.conftest import packed_data, tiny_args
+from tests.conftest import entry, packed_data, tiny_args
 
 
 def mlm_data(tokenizer, imdb_dir, tmp_path, **kwargs) -> MaskedLMDataModule:
@@ -167,5 +167,5 @@ def test_the_from_scratch_recipe_trains_a_model_of_its_sizes(tiny_bert, imdb_dir
 ])
 def test_a_masked_lm_setting_that_cannot_work_is_one_line(tiny_bert, imdb_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_imdb.yaml", data__block_size=32), *extra])
+        entry(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path, "configs/mlm_imdb.yaml", data__block_size=32), *extra])
     assert exit_.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]

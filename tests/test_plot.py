@@ -1,6 +1,7 @@
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
+from src.errors import UserError
 from src.plot import plot, smooth
 
 
@@ -22,5 +23,5 @@ def test_plot_writes_a_png_of_the_runs_curves(tmp_path):
 
 
 def test_plot_names_a_folder_without_scalars(tmp_path):
-    with pytest.raises(SystemExit, match="has no train/loss scalars"):
+    with pytest.raises(UserError, match="has no train/loss scalars"):
         plot(tmp_path, tmp_path / "curves.png")

@@ -3,9 +3,11 @@ import json
 import pytest
 import yaml
 
+from src.models.calibrations import compared
 from src.studies import prompts
 from src.studies.run import fit_args
 from src.studies.runner import read_rows
+from tests.conftest import entry
 
 
 @pytest.mark.slow
@@ -32,7 +34,7 @@ def test_the_prompt_grid_scores_every_prompt_under_every_calibration_and_chooses
     assert [r["status"] for r in rows] == ["ok"] * 4 and len({r["eval_reviews"] for r in rows}) == 1
     assert {r["eval_split"] for r in rows} == {"validation"}
     for row in rows:  # every calibration classified the same 12 reviews; `none` is the run's own prediction
-        assert set(row["compared"]) == set(prompts.COMPARED) and row["compared"]["none"] == row["correct"]
+        assert set(row["compared"]) == set(compared()) and row["compared"]["none"] == row["correct"]
         assert all(len(c) == 12 for c in row["compared"].values())
     chat = yaml.safe_load((study.folder() / "runs" / "T2_bad-good_chat" / "n0_seed0" / "config.yaml").read_text())
     assert chat["model"]["init_args"]["prompt_template"].endswith("Sentiment:<|im_end|>\n<|im_start|>assistant\n")
@@ -50,7 +52,6 @@ def test_the_prompt_grid_scores_every_prompt_under_every_calibration_and_chooses
 
 
 def test_the_shipped_grid_has_16_prompts_on_validation_reviews_that_the_cli_parses(capsys):
-    from src.cli import main
 
     grid, study = prompts.load_grid("configs/studies/prompts.yaml")
     assert len(study.approaches) == 16 and study.eval_split == "validation"
@@ -58,7 +59,7 @@ def test_the_shipped_grid_has_16_prompts_on_validation_reviews_that_the_cli_pars
     for approach in study.approaches[::5]:
         args = fit_args(study, approach, 0, 0, study.folder() / "runs" / approach.name / "n0_seed0")
         with pytest.raises(SystemExit) as exit_:
-            main(["fit", *args, "--print_config"])
+            entry(["fit", *args, "--print_config"])
         assert exit_.value.code == 0, (approach.name, capsys.readouterr().err)
         model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
         assert model["calibration"] == "none" and "{text}" in model["prompt_template"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.cli import main
+from tests.conftest import entry
 
 DOCS = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
 
@@ -53,12 +53,16 @@ def test_readme_command_parses(command, capsys):
         return
     if args in (["--help"], [args[0], "--help"]) or "--print_config" in args:
         args = [a for a in args if a != "--print_config"]
+        if args == ["--help"]:  # python -m src --help: the commands
+            entry(args)
+            assert "commands:" in capsys.readouterr().out
+            return
         if "--help" in args:
             with pytest.raises(SystemExit) as exit_:
-                main(args)
+                entry(args)
             assert exit_.value.code == 0
             return
     with pytest.raises(SystemExit) as exit_:
-        main([*args, "--print_config"])
+        entry([*args, "--print_config"])
     assert exit_.value.code == 0, capsys.readouterr().err
     assert "model" in yaml.safe_load(capsys.readouterr().out)

@@ -172,7 +172,7 @@ def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it s
     workers = children(proc.pid)
     assert workers  # LitServe's inference and API-server processes
     os.kill(proc.pid, signal.SIGTERM)  # as `kill` or a container stop does
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert proc.wait(timeout=30) == -signal.SIGTERM  # it ends as the signal ends a process
     for _ in range(40):
         if not any(running(w) for w in workers):
             break
@@ -219,7 +219,8 @@ def test_serve_options_out_of_range_are_refused_in_one_line_before_anything_load
 
 
 def test_serve_options_are_not_abbreviated(tmp_path):
+    from src.errors import UserError
     from src.serve import main
 
-    with pytest.raises(SystemExit):  # argparse: unrecognized arguments
+    with pytest.raises(UserError, match=r"unrecognized arguments: --workers 2; fix: did you mean --workers_per_device"):
         main([str(tmp_path), "--workers", "2"])

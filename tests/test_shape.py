@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import entry
+
 MODULES = sorted([*Path("src").rglob("*.py"), *Path("benchmarks").glob("*.py")])
 
 
@@ -59,14 +61,14 @@ def test_benchmarks_take_data_selection_from_src_data_not_from_the_study_code():
 
 
 def test_python_m_src_help_lists_every_command_and_a_bad_one_is_one_line():
-    from src.__main__ import COMMANDS
+    from src.commands import COMMANDS
 
     shown = subprocess.run([sys.executable, "-m", "src", "--help"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0
     for name in ("fit", "validate", "test", "predict", "serve", "study", "prompts"):
         assert f"\n  {name} " in shown.stdout and name in COMMANDS
     bare = subprocess.run([sys.executable, "-m", "src"], capture_output=True, text=True, timeout=120)
-    assert bare.returncode == 2 and "commands:" in bare.stderr
+    assert bare.returncode == 2 and bare.stderr.count("\n") == 1 and "no command given" in bare.stderr
     wrong = subprocess.run([sys.executable, "-m", "src", "studdy"], capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "unknown command 'studdy'" in wrong.stderr
     study = subprocess.run([sys.executable, "-m", "src", "study", "report", "--config", "nowhere.yaml"],
@@ -80,14 +82,28 @@ def test_python_m_src_help_lists_every_command_and_a_bad_one_is_one_line():
 
 @pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "serve", "study", "prompts"])
 def test_every_entry_point_answers_bad_input_with_one_line_and_exit_code_2(command, capsys):
-    from src.__main__ import COMMANDS, main
+    from src.commands import COMMANDS
 
     bad = {"serve": ["serve", "no/such/run"], "study": ["study", "run", "--config", "no/such.yaml"],
            "prompts": ["prompts", "run", "--config", "no/such.yaml"]}
     bad = bad.get(command, [command, "--config", "no/such.yaml"])
     assert command in COMMANDS
     with pytest.raises(SystemExit) as exit_:
-        main(bad)
+        entry(bad)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and err[-1].startswith("error: ") and "no/such" in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_only_the_entry_point_turns_errors_into_exits():
+    """Library code raises (a `UserError` for bad input); `src/__main__.py` alone exits, and nothing imports it: a
+    study calls `src.commands.run` for its in-process runs, so errors come back as objects."""
+    for path in Path("src").rglob("*.py"):
+        if path == Path("src/__main__.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        modules = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert "src.__main__" not in modules, path
+        calls = [ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        assert not [c for c in calls if c in ("sys.exit", "exit", "SystemExit", "os._exit")], path

@@ -14,6 +14,7 @@ from src.studies.report import report
 from src.studies.run import fit_args, seeded
 from src.studies.runner import inputs_of, names, plan, read_rows
 from src.studies.schema import load_study, parse_study
+from tests.conftest import entry
 
 
 def study_file(tmp_path, **study) -> str:
@@ -64,7 +65,6 @@ def test_a_study_names_its_evaluation_split(tmp_path):
 
 
 def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # demonstrations are drawn from the mirror
-    from src.cli import main
 
     study = load_study("configs/studies/label_budget.yaml")
     assert study.eval_split == "test" and study.eval_size == 2000
@@ -74,7 +74,7 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
         labels = 16 if approach.kind in ("label_budget", "upstream_labels") else 4
         args = fit_args(study, approach, labels, 1, study.folder() / "runs" / "x" / "n16_seed1")
         with pytest.raises(SystemExit) as exit_:
-            main(["fit", *args, "--print_config"])
+            entry(["fit", *args, "--print_config"])
         assert exit_.value.code == 0, (approach.name, capsys.readouterr().err)
         printed = yaml.safe_load(capsys.readouterr().out)
         data = printed["data"]["init_args"]
@@ -98,7 +98,6 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
 def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_imdb, capsys, tmp_path):
     """Each study file: fields known, and every approach's run line parses with the CLI (as a run would start); the
     demonstrations a prerequisite draws (from the mirror) are drawn into tmp_path, where its next command reads them."""
-    from src.cli import main
     from src.studies.main import study as study_command
 
     study = load_study(path)
@@ -106,7 +105,7 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
     for approach in study.approaches:
         args = fit_args(study, approach, min(study.budgets), 0, study.folder() / "runs" / "x" / "n16_seed0")
         with pytest.raises(SystemExit) as exit_:
-            main(["fit", *args, "--print_config"])
+            entry(["fit", *args, "--print_config"])
         assert exit_.value.code == 0, (path, approach.name, capsys.readouterr().err)
         made: dict[str, str] = {}  # what an earlier command writes -> where it wrote it here
         for cmd in approach.requires.commands if approach.requires else []:  # its prerequisites' command lines too
@@ -118,7 +117,7 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
                 assert Path(cmd[out]).exists()
             elif cmd[1:3] == ["-m", "src"]:
                 with pytest.raises(SystemExit) as exit_:
-                    main([*cmd[3:], "--print_config"])
+                    entry([*cmd[3:], "--print_config"])
                 assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
@@ -161,10 +160,9 @@ def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shar
 
 def export_folder(args: list[str], capsys) -> str:
     """Where a `fit` command line's HFExport writes `last` and `best`."""
-    from src.cli import main
 
     with pytest.raises(SystemExit):
-        main([*args, "--print_config"])
+        entry([*args, "--print_config"])
     trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
     (export,) = [c["init_args"] for c in trainer["callbacks"] if c["class_path"] == "src.callbacks.HFExport"]
     logger = trainer["logger"]["init_args"]
@@ -457,7 +455,7 @@ def test_an_interrupted_prerequisite_fit_continues_from_its_last_checkpoint(tmp_
         log.write_text("Killed\n")
         if len(calls) > 1:
             made.mkdir(exist_ok=True)
-        return 0 if len(calls) > 1 else -9
+        return None if len(calls) > 1 else "Killed"
 
     monkeypatch.setattr(runner, "execute", execute)
     fit = ["python", "-m", "src", "fit", "--config", "configs/mlm_imdb.yaml"]

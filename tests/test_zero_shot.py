@@ -140,7 +140,7 @@ def test_zero_shot_recipe_fits_its_calibration_then_predicts_single_reviews_thro
     import json
 
     from src.cli import main
-    from tests.conftest import tiny_args
+    from tests.conftest import entry, tiny_args
 
     common = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml", data__max_length=64)
     cli = main(["fit", *common, "--data.limit_val", "null"])
@@ -160,7 +160,7 @@ def test_zero_shot_recipe_fits_its_calibration_then_predicts_single_reviews_thro
         want = (centre(module(enc)) - state["unlabelled_offset"]).softmax(-1)[0]
         assert row["probabilities"] == pytest.approx(want.tolist(), abs=1e-5)
     with pytest.raises(SystemExit):
-        main(["predict", *common, "--data.predict_texts", '["good film"]'])
+        entry(["predict", *common, "--data.predict_texts", '["good film"]'])
     assert "error: the zero-shot `unlabelled` calibration is not fitted" in capsys.readouterr().err
 
 
@@ -266,11 +266,47 @@ def test_labelled_calibration_fits_in_fit_on_the_label_budget_and_says_when_it_h
      "data.prompt_template 'Other: {text}\\nSo it was' is not model.prompt_template"),
 ])
 def test_a_zero_shot_setting_that_cannot_work_is_one_line(tiny_causal_lm, imdb_dir, tmp_path, capsys, extra, message):
-    from src.cli import main
-    from tests.conftest import tiny_args
+    from tests.conftest import entry, tiny_args
 
     common = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml", data__max_length=64)
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", *common, "--data.limit_train", "8", *extra])
+        entry(["fit", *common, "--data.limit_train", "8", *extra])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def registered_sharpened():
+    """A calibration added as one class (centred scores, twice as sure), in the registry for one test only."""
+    from src.models.calibrations import CALIBRATIONS, Calibration
+
+    class Sharpened(Calibration):
+        name = "test_sharpened"
+
+        def apply(self, module, raw, review_tokens):
+            return 2 * centre(raw)
+
+    yield Sharpened
+    CALIBRATIONS.pop(Sharpened.name)
+
+
+def test_a_calibration_added_as_one_class_is_used_by_the_cli_and_serve(registered_sharpened, tiny_causal_lm, imdb_dir,
+                                                                       tmp_path):
+    from src.cli import main
+    from src.errors import UserError
+    from src.serve import RunAPI
+    from tests.conftest import tiny_args
+
+    common = tiny_args(tiny_causal_lm, imdb_dir, tmp_path, "configs/gpt_zeroshot_imdb.yaml", data__max_length=64)
+    cli = main(["fit", *common, "--model.init_args.calibration", "test_sharpened"])
+    metrics = cli.trainer.callback_metrics
+    assert metrics["val/acc"] == metrics["val/test_sharpened/acc"] and "val/unlabelled/acc" in metrics
+    (run,) = tmp_path.glob("runs/gpt_zeroshot_imdb/version_0")
+    api = RunAPI(str(run), 100)
+    api.setup("cpu")  # what serve's worker does
+    (row,) = api.predict(["good film"])
+    module = cli.model.eval()
+    want = (2 * centre(module(encode(module, ["good film"])))).softmax(-1)[0]
+    assert row["probabilities"] == pytest.approx(want.tolist(), abs=1e-5)
+    with pytest.raises(UserError, match="model.calibration is 'transductive' .a comparison only"):
+        ZeroShotClassifier(tiny_causal_lm, calibration="transductive")

@@ -45,7 +45,8 @@ class Ensemble(HFModule):
         if self.predictors is None:
             from src.api import load  # here: src.api imports the models package
 
-            self.predictors = [load(path, device=str(self.device)) for path in self.hparams.members]
+            # full precision: the members score as they were fitted (a teacher's soft labels do not move with the CPU)
+            self.predictors = [load(path, device=str(self.device), quantize="none") for path in self.hparams.members]
             names = {tuple(p.module.hparams.label_names) for p in self.predictors}
             if len(names) > 1:
                 raise UserError(f"the ensemble's members classify into different classes ({sorted(names)}); fix: "

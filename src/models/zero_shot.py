@@ -1,28 +1,14 @@
 """ZeroShotClassifier: classify reviews with a causal LM by prompting, without training.
 
 Each review sits in a prompt template (the data module's `prompt_template`); the score of a class
-is the log-probability of its label word (or phrase) right after the prompt. Calibration removes
-the model's prior for one label over another without using labels:
-- `content_free` divides by the label probabilities the model gives content-free inputs such as
-  "N/A" (Zhao et al. 2021);
-- `unlabelled` centres each class's score on its median over unlabelled reviews of the training pool, which
-  `fit` scores (labels unused, nothing trained) and keeps in the checkpoint: then it applies to any input, one
-  review included, and never looks at the reviews it classifies. With `calibration_lengths`, `fit` also scores each
-  of those reviews cut to its first 16, 32, ... tokens, and an input is centred on the medians of the training texts
-  of its own length: a one-line text is not judged against the prior of whole reviews (which leans it one way);
-- `labelled` fits class offsets and a temperature by logistic regression on the scores of labelled training reviews
-  (Platt scaling; `fit` scores them: with `data.label_budget` N, the N human labels), penalised towards the
-  `unlabelled` calibration of the same reviews: it moves the decision boundary where the labels put it, and sets how
-  sure the probabilities are (what a distilled student learns from).
-`validate` and `test` log the configured calibration's metrics under `{stage}/` and every calibration's under
-`{stage}/{none,content_free,unlabelled,transductive}/`, so one run compares them. `transductive` centres on the
-medians of the evaluated reviews themselves: a comparison only (it borrows the evaluation set's balance and cannot
-classify one review), never a prediction.
+is the log-probability of its label word (or phrase) right after the prompt. A calibration (src/models/calibrations.py,
+a registry: `none`, `content_free`, `unlabelled`, `labelled`, ...) removes the model's prior for one label over
+another; `fit` scores training reviews for the ones that need fitting (nothing is trained) and keeps them in the
+checkpoint, so one review classifies on its own. `validate` and `test` log the configured calibration's metrics
+under `{stage}/` and every compared calibration's under `{stage}/<name>/`, so one run compares them.
 
 To run: python -m src fit --config configs/gpt_zeroshot_imdb.yaml   (calibrates, then validates)
 """
-
-from typing import Literal
 
 import torch
 from torch import nn
@@ -31,22 +17,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from src.data.text import template_ids, tokenize
 from src.errors import UserError
 from src.models.base import EVAL_STAGES, HFModule, OnePassFit
+from src.models.calibrations import CALIBRATIONS, balance, centre, predicting  # noqa: F401 (balance: re-exported)
 from src.models.metrics import class_scores, classification_metrics
 from src.pretrained import from_pretrained
-
-CALIBRATIONS = ("none", "content_free", "unlabelled")  # the label-free ones, compared by the prompt grid
-COMPARED = (*CALIBRATIONS, "transductive")  # logged in validate and test; transductive cannot predict
-
-
-def centre(log_scores: torch.Tensor) -> torch.Tensor:
-    """Scores relative to their mean over the classes (a row's softmax is unchanged)."""
-    return log_scores - log_scores.mean(1, keepdim=True)
-
-
-def balance(log_scores: torch.Tensor) -> torch.Tensor:
-    """Centre each class's score on its median over the rows: with two classes, half go to each."""
-    centred = centre(log_scores)
-    return centred - centred.median(0).values
 
 
 class ZeroShotClassifier(OnePassFit, HFModule):
@@ -58,7 +31,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         label_words: list[str] = [" negative", " positive"],
         label_names: list[str] = ["negative", "positive"],
         prompt_template: str = "Review: {text}\nOverall, the movie was",
-        calibration: Literal["none", "content_free", "unlabelled", "labelled"] = "unlabelled",
+        calibration: str = "unlabelled",
         content_free_texts: list[str] = ["N/A", "", "[MASK]"],
         calibration_lengths: list[int] = [],
         calibration_l2: float = 0.1,
@@ -69,10 +42,11 @@ class ZeroShotClassifier(OnePassFit, HFModule):
             label_words: the continuation scored for each class, by label id (mind the leading space).
             label_names: class names by label id, for predictions.
             prompt_template: the prompt, with `{text}` where the review goes (the data module's `prompt_template`).
-            calibration: `unlabelled` centres scores on their medians over unlabelled training reviews (fitted by
-                `fit`, kept in the checkpoint); `labelled` fits offsets and a temperature on the labels of the
-                training reviews `fit` scores (set data.label_budget); `content_free` divides by the label
-                probabilities of content-free inputs; `none` keeps raw scores.
+            calibration: a registered calibration (src/models/calibrations.py): `unlabelled` centres scores on their
+                medians over unlabelled training reviews (fitted by `fit`, kept in the checkpoint); `labelled` fits
+                offsets and a temperature on the labels of the training reviews `fit` scores (set
+                data.label_budget); `content_free` divides by the label probabilities of content-free inputs;
+                `none` keeps raw scores.
             content_free_texts: inputs with no content, put in the template to measure the model's prior.
             calibration_lengths: `unlabelled` by input length: `fit` also scores each calibration review cut to its
                 first this many tokens (e.g. [16, 32, 64, 128]), and an input is centred on the medians of the
@@ -87,23 +61,21 @@ class ZeroShotClassifier(OnePassFit, HFModule):
                             "name for each class, at least 2 ([' negative', ' positive'] and [negative, positive])")
         if not content_free_texts:
             raise UserError("model.content_free_texts is empty; fix: a few inputs with no content, e.g. ['N/A', '']")
+        if calibration not in predicting():  # an unknown one; or one that cannot classify a review on its own
+            only = " (a comparison only: it cannot classify one review)" if calibration in CALIBRATIONS else ""
+            raise UserError(f"model.calibration is {calibration!r}{only}; fix: one of "
+                            f"{', '.join(map(repr, predicting()))}")
         super().__init__(model_name)
         self.label_ids = [self.tokenizer(w, add_special_tokens=False)["input_ids"] for w in label_words]
         self.metrics = nn.ModuleDict({
             f"{s}_{kind}": classification_metrics(n).clone(prefix=f"{s}/{kind}/" if kind != "main" else f"{s}/")
-            for s in EVAL_STAGES for kind in ("main", *COMPARED, "labelled")
+            for s in EVAL_STAGES for kind in ("main", *CALIBRATIONS)
         })
         self.log_prior: torch.Tensor | None = None  # content-free prior, measured on first use
-        # The `unlabelled` calibration: per-class medians of centred scores on training reviews; NaN until fitted.
-        self.register_buffer("unlabelled_offset", torch.full((n,), float("nan")))
+        self.num_classes = n
+        for name, cls in CALIBRATIONS.items():  # what each keeps in the checkpoint (NaN until fitted)
+            cls().attach(self, name == calibration)
         self.template_tokens = tuple(map(len, template_ids(prompt_template, self.tokenizer)))  # as tokenize builds it
-        if calibration_lengths:  # one offset per length bucket; edges halfway (log scale) between the cut lengths
-            lengths = sorted(calibration_lengths)
-            self.length_edges = torch.tensor([(a * b) ** 0.5 for a, b in zip(lengths, lengths[1:] + [2 * lengths[-1]])])
-            self.register_buffer("length_offsets", torch.full((len(lengths) + 1, n), float("nan")))
-        if calibration == "labelled":  # only then: checkpoints of the other calibrations keep their keys
-            self.register_buffer("labelled_scale", torch.full((1,), float("nan")))  # 1 / temperature
-            self.register_buffer("labelled_offset", torch.full((n,), float("nan")))
         self._scores: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
@@ -158,7 +130,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
         logp = self.model.get_output_embeddings()(picked).float().log_softmax(-1)
         return logp.gather(-1, cont.expand(len(lengths), -1)[..., None]).squeeze(-1).sum(-1)
 
-    def _ensure_prior(self) -> torch.Tensor:
+    def content_free_prior(self) -> torch.Tensor:
         """Log of the mean label probabilities (renormalised over the labels) on content-free prompts."""
         if self.log_prior is None:
             hp = self.hparams
@@ -176,12 +148,12 @@ class ZeroShotClassifier(OnePassFit, HFModule):
     @property
     def fitted(self) -> bool:
         """Whether the `unlabelled` calibration has been fitted (by `fit`, or loaded from its checkpoint)."""
-        return not self.unlabelled_offset.isnan().any()
+        return CALIBRATIONS["unlabelled"]().ready(self)
 
     @property
     def labelled_fitted(self) -> bool:
         """Whether the `labelled` calibration is the configured one and has been fitted."""
-        return self.hparams.calibration == "labelled" and not self.labelled_scale.isnan().any()
+        return CALIBRATIONS["labelled"]().ready(self)
 
     def review_tokens(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """How many tokens of each prompt are the review's (the template's own tokens not counted)."""
@@ -191,27 +163,7 @@ class ZeroShotClassifier(OnePassFit, HFModule):
                   review_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Calibrated log-scores of any number of reviews, one included (`transductive`: of a whole set only);
         `review_tokens` picks each input's length bucket where the calibration has them."""
-        calibration = calibration or self.hparams.calibration
-        if calibration == "unlabelled" and review_tokens is not None and self.hparams.calibration_lengths:
-            buckets = torch.bucketize(review_tokens.float().cpu(), self.length_edges)
-            return centre(raw) - self.length_offsets[buckets].to(raw.device)
-        if calibration == "content_free":
-            return raw - self._ensure_prior().to(raw.device)
-        if calibration == "labelled":
-            if not self.labelled_fitted:
-                raise UserError(
-                    "the zero-shot `labelled` calibration is not fitted: run `python -m src fit` with this recipe and "
-                    "--data.init_args.label_budget N (it fits on those labelled reviews) and pass its checkpoint "
-                    "(--ckpt_path <run>/checkpoints/last.ckpt)")
-            return centre(raw) * self.labelled_scale.to(raw.device) - self.labelled_offset.to(raw.device)
-        if calibration == "unlabelled":
-            if not self.fitted:
-                raise UserError(
-                    "the zero-shot `unlabelled` calibration is not fitted: run `python -m src fit` with this recipe "
-                    "(it scores unlabelled training reviews, trains nothing) and pass its checkpoint "
-                    "(--ckpt_path <run>/checkpoints/last.ckpt), or set --model.calibration content_free")
-            return centre(raw) - self.unlabelled_offset.to(raw.device)
-        return balance(raw) if calibration == "transductive" else raw
+        return CALIBRATIONS[calibration or self.hparams.calibration]().apply(self, raw, review_tokens)
 
     def collect(self, batch: dict) -> tuple[torch.Tensor, ...]:
         """`fit` scores training reviews for the calibration: scores, review lengths, whether a row is a whole review,
@@ -237,44 +189,12 @@ class ZeroShotClassifier(OnePassFit, HFModule):
     def solve(self, scores: torch.Tensor, review_tokens: torch.Tensor, whole: torch.Tensor,
               labels: torch.Tensor) -> None:
         centred = centre(scores)
-        self.unlabelled_offset.copy_(centred[whole].median(0).values)  # whole reviews only: the offset without lengths
-        if self.hparams.calibration_lengths:
-            buckets = torch.bucketize(review_tokens.float().cpu(), self.length_edges)
-            for b in range(len(self.length_offsets)):
-                chosen = (buckets == b).to(centred.device)
-                self.length_offsets[b] = centred[chosen].median(0).values if chosen.any() else self.unlabelled_offset
-        if self.hparams.calibration == "labelled":
-            self._fit_labelled(centred[whole], labels[whole])
-
-    def _fit_labelled(self, centred: torch.Tensor, labels: torch.Tensor) -> None:
-        """Platt scaling: the scale (1 / temperature) and class offsets minimising the cross-entropy of
-        `centred * scale - offset` on the labelled reviews, penalised towards scale 1 and the `unlabelled` offsets;
-        one full-batch L-BFGS solve."""
-        if (labels < 0).any() or len(labels.unique()) < 2:
-            raise UserError("the zero-shot `labelled` calibration needs labelled training reviews of every class; fix: "
-                            "set --data.init_args.label_budget N (N at least the number of classes)")
-        with torch.inference_mode(False), torch.enable_grad():  # validation hooks run without autograd
-            x, y = centred.detach().float().clone(), labels.clone()
-            prior = self.unlabelled_offset.detach().float().clone()
-            log_scale = torch.zeros(1, device=x.device, requires_grad=True)
-            offset = prior.clone().requires_grad_(True)
-            optimizer = torch.optim.LBFGS([log_scale, offset], max_iter=200, line_search_fn="strong_wolfe")
-
-            def loss() -> torch.Tensor:
-                optimizer.zero_grad()
-                value = nn.functional.cross_entropy(x * log_scale.exp() - offset, y) + self.hparams.calibration_l2 * (
-                    log_scale.square().sum() + (offset - prior).square().sum())
-                value.backward()
-                return value
-
-            optimizer.step(loss)
-        self.labelled_scale.copy_(log_scale.detach().exp())
-        self.labelled_offset.copy_(offset.detach())
+        for cls in CALIBRATIONS.values():  # in registry order: `labelled` is penalised towards `unlabelled`
+            cls().fit(self, centred, review_tokens, whole, labels)
 
     def _common_step(self, batch: dict, stage: str) -> None:
         raw = self(batch)
-        kinds = ["none", "content_free"] + (["unlabelled"] if self.fitted else []) + (
-            ["labelled"] if self.labelled_fitted else [])
+        kinds = [name for name, cls in CALIBRATIONS.items() if cls.per_review and cls().ready(self)]
         tokens = self.review_tokens(batch["attention_mask"])
         for kind in kinds:  # calibrations that score each review on its own: metrics update as we go
             self._update(f"{stage}_{kind}", self.calibrate(raw, kind, tokens), batch["labels"])
@@ -296,13 +216,14 @@ class ZeroShotClassifier(OnePassFit, HFModule):
                 self.log_dict(metrics, prog_bar=key.endswith("_main"))
 
     def _epoch_end(self, stage: str) -> None:
-        """`transductive` needs every evaluated review's score (from every rank) before it can classify one, so its
-        metrics are updated here, once, from the gathered scores."""
+        """A calibration of a whole set (`transductive`) needs every evaluated review's score (from every rank) before
+        it can classify one, so its metrics are updated here, once, from the gathered scores."""
         if self._scores:
             scores = self.all_gather(torch.cat(self._scores)).reshape(-1, len(self.label_ids))
             labels = self.all_gather(torch.cat(self._labels)).reshape(-1)
             self._scores, self._labels = [], []
-            self._update(f"{stage}_transductive", self.calibrate(scores, "transductive"), labels)
+            for name in (name for name, cls in CALIBRATIONS.items() if not cls.per_review):
+                self._update(f"{stage}_{name}", self.calibrate(scores, name), labels)
         self.log_epoch_metrics(stage)
 
     def on_validation_epoch_end(self) -> None:

@@ -8,16 +8,17 @@ To run: python -m src study run --config configs/studies/label_budget.yaml
 
 import argparse
 
-from src.errors import UserError
+from src.errors import ArgumentParser, UserError
 from src.studies import prompts, workers
 from src.studies.kinds.demonstrations import write_overlay
 from src.studies.report import report
+from src.studies.run import run_spec
 from src.studies.runner import run_study
 from src.studies.schema import load_study
 
 
-def study_arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m src study", description="a study: approaches x label budgets x "
+def study_arguments() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m src study", description="a study: approaches x label budgets x "
                                      "seeds on the same evaluation reviews, and its report (src/studies/)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("run", "run the study's runs not yet done, then report into the study's folder"),
@@ -41,6 +42,9 @@ def study_arguments() -> argparse.ArgumentParser:
             p.add_argument("--slurm", nargs="+", default=[], metavar="KEY=VALUE",
                            help="submitit parameters of the SLURM jobs, e.g. slurm_partition=gpu gpus_per_node=1 "
                                 "cpus_per_task=8 timeout_min=60")
+    p = sub.add_parser("run_one", help="one planned run from the spec.json that `study run` writes for it (what "
+                       "`study run` starts for each run); its row goes to result.json beside the spec")
+    p.add_argument("spec", help="<study folder>/runs/<approach>/n<labels>_seed<seed>/spec.json")
     p = sub.add_parser("demonstrations", help="write the k demonstrations a study's in-context run draws with a seed, "
                        "as a config overlay for configs/studies/in_context.yaml (an ensemble's in-context member)")
     p.add_argument("--k", type=int, required=True, help="how many demonstrations (class-balanced)")
@@ -54,6 +58,8 @@ def study_arguments() -> argparse.ArgumentParser:
 
 def study(argv: list[str]) -> None:
     args = study_arguments().parse_args(argv)
+    if args.command == "run_one":
+        return run_spec(args.spec)
     if args.command == "demonstrations":
         val_size = int(args.val_size) if args.val_size >= 1 else args.val_size
         return write_overlay(args.output, args.source, args.k, args.seed, val_size, args.split_seed)
@@ -77,8 +83,8 @@ def pool(args: argparse.Namespace, folder) -> workers.Spread | None:
     return workers.Local(folder, len(args.gpus) if args.gpus and args.workers == 1 else args.workers, args.gpus)
 
 
-def prompts_arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m src prompts", description="the prompt grid: zero-shot accuracy "
+def prompts_arguments() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m src prompts", description="the prompt grid: zero-shot accuracy "
                                      "of prompts x label words x chat template under every calibration, on "
                                      "validation reviews; its report chooses the recipe's prompt")
     parser.add_argument("command", choices=["run", "report"], help="run the prompts not yet scored (and report into "

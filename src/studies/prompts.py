@@ -20,7 +20,7 @@ import yaml
 from src.data.selection import EvalSplit
 from src.doc_tables import write_between_markers
 from src.errors import UserError
-from src.models.zero_shot import CALIBRATIONS, COMPARED
+from src.models.calibrations import compared, label_free
 from src.stats import bootstrap_interval, mcnemar_exact, paired_difference
 from src.studies.report import publish_rows
 from src.studies.runner import current_rows
@@ -72,9 +72,9 @@ def load_grid(path: str | Path, quick: bool = False) -> tuple[Grid, Study]:
                         "1 or more; fix: see configs/studies/prompts.yaml")
     for template in grid.templates:
         check_template(template)
-    if grid.choose.calibration not in CALIBRATIONS:
+    if grid.choose.calibration not in label_free():
         raise UserError(f"{path}: choose.calibration {grid.choose.calibration!r} cannot classify a review on its own; "
-                        f"fix: one of {list(CALIBRATIONS)}")
+                        f"fix: one of {label_free()}")
     model = grid.model_name or yaml.safe_load(Path(grid.recipe).read_text())["model"]["init_args"]["model_name"]
     tokenizer = load_tokenizer(model)
     approaches = []
@@ -85,7 +85,7 @@ def load_grid(path: str | Path, quick: bool = False) -> tuple[Grid, Study]:
                 scored = [w.lstrip() for w in words] if chat else words
                 approaches.append({
                     "name": f"T{t}_{'-'.join(w.strip() for w in words)}{'_chat' if chat else ''}",
-                    "kind": "calibrations", "config": [grid.recipe], "compare": list(COMPARED),
+                    "kind": "calibrations", "config": [grid.recipe], "compare": compared(),
                     "args": ["--model.init_args.model_name", model, "--model.init_args.prompt_template", prompt,
                              "--data.init_args.prompt_template", prompt, "--model.init_args.label_words",
                              json.dumps(scored), "--model.init_args.calibration", "none",
@@ -132,15 +132,16 @@ def write_choice(grid: Grid, study: Study, name: str, correct: list[int]) -> Non
 
 def markdown(grid: Grid, study: Study, done: dict[str, dict], chosen: str | None, failed: list[dict]) -> str:
     """Accuracy (%) of every prompt under every calibration, with its bootstrap interval over the reviews."""
-    lines = [f"| prompt | label words | chat | {' | '.join(COMPARED)} | reviews/s |",
-             "| --- | --- | --- |" + " ---: |" * (len(COMPARED) + 1)]
+    kinds = compared()
+    lines = [f"| prompt | label words | chat | {' | '.join(kinds)} | reviews/s |",
+             "| --- | --- | --- |" + " ---: |" * (len(kinds) + 1)]
     for a in study.approaches:
         row = done.get(a.name)
         if row is None:
             continue
         _, words, chat = describe(study, a.name)
         cells = []
-        for kind in COMPARED:
+        for kind in kinds:
             correct = row["compared"][kind]
             low, high = bootstrap_interval([correct], study.bootstrap)
             cell = f"{100 * sum(correct) / len(correct):.1f} ({100 * low:.1f}–{100 * high:.1f})"

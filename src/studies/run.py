@@ -2,17 +2,15 @@
 the study's evaluation reviews with the fitted module (as `predict` does) and record the result with what
 reproduces it: the fit's command line, the commit, versions, device, precision, and hashes of its inputs.
 
-To run: python -m src.studies.run <run folder>/spec.json   (the runner writes the spec; the result goes beside it)
+To run: python -m src study run_one <run folder>/spec.json   (the runner writes the spec; the result goes beside it)
 """
 
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 from src.data.selection import evaluation_reviews
-from src.errors import UserError
 from src.hashing import texts_hash
 from src.studies import provenance
 from src.studies.schema import Study, parse_study
@@ -79,17 +77,8 @@ def run_one(spec: dict) -> dict:
             **provenance.environment(), "run_dir": str(run_dir)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the spec's run and write `result.json` beside it; exit code 2 with a one-line error for bad input."""
-    spec_path = Path((argv if argv is not None else sys.argv[1:])[0])
-    try:
-        result = run_one(json.loads(spec_path.read_text()))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def run_spec(spec_path: str | Path) -> None:
+    """Run the spec's run and write `result.json` beside it; a `UserError` for bad input."""
+    spec_path = Path(spec_path)
+    result = run_one(json.loads(spec_path.read_text()))
     (spec_path.parent / "result.json").write_text(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,9 +15,12 @@ import hashlib
 import json
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from src import commands
+from src.errors import UserError, reason
 from src.studies import provenance, workers
 from src.studies import run as one
 from src.studies.approach import Approach
@@ -118,8 +121,8 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
                 "run_dir": str(run_dir)}
         (run_dir / "spec.json").write_text(json.dumps(spec))
         (run_dir / "result.json").unlink(missing_ok=True)
-        jobs.append(workers.Job(run, [sys.executable, "-m", "src.studies.run", str(run_dir / "spec.json")],
-                                run_dir / "run.log"))
+        cmd = [sys.executable, "-m", "src", "study", "run_one", str(run_dir / "spec.json")]
+        jobs.append(workers.Job(run, cmd, run_dir / "run.log"))
     for result in (pool or workers.Serial(lambda cmd, log: execute(cmd, log, in_process))).map(jobs):
         run_dir = result.job.log.parent
         error = result.error or None
@@ -199,9 +202,9 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
     for i, cmd in enumerate(commands):
         print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
         log = log_dir / f"prepare_{tag}_{i}.log"
-        code = execute([sys.executable if c == "python" else c for c in cmd], log, in_process)
-        if code:
-            error = f"prerequisite failed ({' '.join(cmd)[:200]}): {last_error(log, code)}"
+        failed = execute([sys.executable if c == "python" else c for c in cmd], log, in_process)
+        if failed is not None:
+            error = f"prerequisite failed ({' '.join(cmd)[:200]}): {failed}"
             break
     if error is None and not Path(path).exists():
         error = f"prerequisite did not write {path}; fix: check {log_dir}/prepare_{tag}_*.log"
@@ -212,53 +215,24 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
     return error
 
 
-def execute(cmd: list[str], log: Path, in_process: bool = False) -> int:
-    """Run a command with its output in `log`; its exit code. `in_process`: a run (`python -m src.studies.run`) or a
-    prerequisite (`python -m src ...`) is called in this process instead."""
-    if in_process and cmd[1] == "-m" and cmd[2] in ("src.studies.run", "src"):
-        import traceback
-
-        from src.__main__ import main as cli
-
-        output = RunLog.install()
-        with open(log, "w") as f:
-            output.file = f
-            try:
-                return one.main(cmd[3:]) if cmd[2] == "src.studies.run" else cli(cmd[3:]) or 0
-            except SystemExit as err:
-                return err.code if isinstance(err.code, int) else 1
-            except Exception:
-                traceback.print_exc()
-                return 1
-            finally:
-                output.file = None
-    return workers.execute(cmd, log)
-
-
-class RunLog:
-    """stdout and stderr while runs share this process: the current run's log, else the console. Logging handlers
-    made during one run hold on to this object, not to that run's log file, which closes when the run ends."""
-
-    def __init__(self, console):
-        self.console, self.file = console, None
-
-    @classmethod
-    def install(cls) -> "RunLog":
-        if not isinstance(sys.stdout, cls):
-            sys.stdout = sys.stderr = cls(sys.stdout)
-        return sys.stdout
-
-    def write(self, text: str) -> int:
-        return (self.file or self.console).write(text)
-
-    def flush(self) -> None:
-        (self.file or self.console).flush()
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self.console.fileno()
+def execute(cmd: list[str], log: Path, in_process: bool = False) -> str | None:
+    """Run a command with its output in `log`; its one-line error, or None when it succeeded. `in_process`: a
+    `python -m src ...` command (a run, a prerequisite) is called in this process (`src.commands.run`) and its error
+    comes back as the exception it raised; its output goes to the console, the log says so."""
+    if not (in_process and cmd[1:3] == ["-m", "src"]):
+        code = workers.execute(cmd, log)
+        return None if code == 0 else last_error(log, code)
+    with open(log, "w") as f:
+        f.write(f"{' '.join(cmd)}: ran in the study's process (--in_process); its output went to the console\n")
+        try:
+            commands.run(cmd[3:])
+        except UserError as err:
+            f.write(f"error: {err}\n")
+            return str(err)
+        except Exception as err:
+            traceback.print_exc(file=f)
+            return reason(err)
+    return None
 
 
 def last_error(log: Path, returncode: int) -> str:

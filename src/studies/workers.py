@@ -80,16 +80,17 @@ def timed(cmd: list[str], log: str, env: dict[str, str]) -> tuple[int, float]:
 
 
 class Serial:
-    """One run after the other, through `run(cmd, log) -> exit code` (a subprocess, or the study's own process)."""
+    """One run after the other, through `run(cmd, log) -> its error or None` (a subprocess, or the study's own
+    process)."""
 
-    def __init__(self, run: Callable[[list[str], Path], int]):
+    def __init__(self, run: Callable[[list[str], Path], str | None]):
         self.run = run
 
     def map(self, jobs: Iterable[Job]) -> Iterator[Done]:
         for job in jobs:
             start = time.perf_counter()
-            code = self.run(job.cmd, job.log)
-            yield Done(job, code, time.perf_counter() - start)
+            error = self.run(job.cmd, job.log)
+            yield Done(job, 0 if error is None else 1, time.perf_counter() - start, error or "")
 
 
 class Spread:
