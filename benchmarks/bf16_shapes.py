@@ -1,4 +1,4 @@
-"""Why the `Trainer`'s bf16 arm ran 6x slower than its fp32 arm on an H200 (docs/benchmarks.md, section 6): what a
+"""Why the `Trainer`'s bf16 arm ran 6x slower than its fp32 arm on an H200 (docs/benchmarks.md, "On a GPU"): what a
 training step of the packaged MiniLM costs the first time it meets an input shape against a shape it has seen, in bf16
 autocast and in fp32, with PyTorch's cuDNN attention allowed and not. Dynamic padding (the Trainer's
 `DataCollatorWithPadding`) makes nearly every batch a new shape; the suspect is a kernel that builds a plan per shape.

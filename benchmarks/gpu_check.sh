@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 22, prepared for a lent GPU: one stage after another, each with its own time limit (cut
+# The GPU checks of issue 22, for a machine with a GPU: one stage after another, each with its own time limit (cut
 # short so that all end by $DEADLINE, in seconds since the epoch, when it is set). Every stage writes its JSON or log
 # under outputs/bench/ (and its table in docs/benchmarks.md), so an interrupted run keeps what it did.
 #   shapes    why the Trainer's bf16 arm ran 6x slower than fp32 on an H200: a step's cost on a new input shape against

@@ -40,7 +40,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 INPUTS = ["input_ids", "attention_mask"]
 
 
-class Session(nn.Module):
+class Exported(nn.Module):
     """An exported model behind the Hugging Face call the classifier makes: `model(input_ids=, attention_mask=)`
     returns an object with `.logits`. `run` maps numpy inputs to the logits array."""
 
@@ -79,11 +79,11 @@ def onnxruntime_arms(model: nn.Module, folder: Path, threads: int) -> dict[str, 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
 
-    def session(path: Path) -> nn.Module:
+    def runtime(path: Path) -> nn.Module:
         s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return Session(lambda ids, mask: s.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+        return Exported(lambda ids, mask: s.run(None, {"input_ids": ids, "attention_mask": mask})[0])
 
-    return {"ONNX Runtime (fp32)": session(plain), "ONNX Runtime (int8, fused)": session(int8)}
+    return {"ONNX Runtime (fp32)": runtime(plain), "ONNX Runtime (int8, fused)": runtime(int8)}
 
 
 def cpu_kind() -> str:
@@ -178,7 +178,7 @@ def main() -> None:
                                        "benchmarks/requirements-inference.txt")
 
     for run in arms.values():
-        run(texts[:64])  # warm-up: compilation, session start-up, first-call allocations
+        run(texts[:64])  # warm-up: compilation, runtime start-up, first-call allocations
     seconds, outputs = {arm: [] for arm in arms}, {}
     for _ in range(args.rounds):
         for arm, run in arms.items():
@@ -212,7 +212,7 @@ def write_table(meta: dict, rows: list[dict]) -> str:
     lines = [
         f"{meta['n']} test reviews, max length {meta['max_length']}, batch {meta['batch_size']}, "
         f"{meta['threads']} threads ({meta['cpu_capability']}), medians of {meta['rounds']} alternated rounds, "
-        f"{meta['date']}; `python benchmarks/inference.py --run {meta['run']}{' --quick' * meta['quick']}`.",
+        f"{meta['date']}; `python benchmarks/inference.py --run {meta['run']}{' --quick' * meta.get('quick', False)}`.",
         "",
         "| arm | reviews/s | vs pipeline | accuracy | same label as predict fp32 |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -222,7 +222,7 @@ def write_table(meta: dict, rows: list[dict]) -> str:
     lines += [f"| {arm} | skipped: {why} | | | |" for arm, why in meta["skipped"].items()]
     table = "\n".join(lines)
     # one table per CPU kind: a run on another kind of CPU adds its own table (at the end, under its own heading, not
-    # a second "section 5") rather than replacing this one's
+    # a second inference section) rather than replacing this one's
     write_between_markers(DOC, f"inference-{meta['cpu_capability']}", table,
                           heading=f"## Inference on CPU ({meta['cpu_capability']}): predict against pipeline")
     return table

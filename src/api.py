@@ -78,9 +78,7 @@ def load(path: str | Path, device: str = "cpu", batch_size: int = 32, quantize: 
 def _load_export(path: Path, device: str, batch_size: int) -> Predictor:
     """The run's classes and settings, with the exported folder as model and tokenizer (LoRA already merged)."""
     run = json.loads((path / "training_run.json").read_text())
-    model_args = {**run["model"]["init_args"], "model_name": str(path)}
-    if "lora_rank" in model_args:
-        model_args["lora_rank"] = 0  # the export holds the merged weights
+    model_args = {**run["model"]["init_args"], "model_name": str(path)}  # as the module exported itself (LoRA merged)
     module = _build({"_class_path": run["model"]["class_path"], **model_args})
     data = _build({"_class_path": run["data"]["class_path"], **run["data"]["init_args"], "tokenizer": str(path)})
     return Predictor(module.to(device), data, batch_size)

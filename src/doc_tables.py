@@ -1,7 +1,7 @@
 """Generated tables in the docs: a study's or a benchmark's table goes between its markers in a Markdown file
 (`<!-- KEY:start -->` ... `<!-- KEY:end -->`), and the text around them is kept.
 
-To run: python -m src study report --config configs/studies/label_budget.yaml   (writes docs/results.md)
+To run: python -m src study report --config configs/studies/label_budget.yaml   (-> docs/studies/label_budget/README.md)
 """
 
 from pathlib import Path

@@ -1,7 +1,7 @@
 """A trained classifier compiled by OpenVINO for the CPU, in bf16 (`quantize="openvino-bf16"`): OpenVINO converts
 the PyTorch model once (a few seconds), with batch and length left dynamic, and runs its own fused bf16 kernels. On
 a CPU with AVX512-BF16 but no AMX, where torch's bf16 reaches 2.6-2.9x `pipeline`, it measured 3.9x (2-core AMD
-EPYC; 3.6x on an Intel Xeon) with 999 of 1,000 labels unchanged (docs/benchmarks.md, section 5); with AMX,
+EPYC; 3.6x on an Intel Xeon) with 999 of 1,000 labels unchanged (docs/benchmarks.md, "Inference"); with AMX,
 `quantize="bf16"` is the faster. OpenVINO is an optional dependency: `pip install -e '.[openvino]'`.
 
 To run: python -m src serve outputs/bert_imdb/version_0 --quantize openvino-bf16

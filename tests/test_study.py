@@ -493,7 +493,7 @@ def test_a_run_hashes_every_file_an_ensemble_argument_lists(tmp_path):
 def test_a_report_with_no_rows_here_names_the_published_rows_to_copy_back(tmp_path):
     from src.studies.report import report
 
-    study = load_study(study_file(tmp_path, doc=str(tmp_path / "docs" / "results.md")))
+    study = load_study(study_file(tmp_path, doc=str(tmp_path / "docs" / "studies" / "s" / "README.md")))
     published = tmp_path / "docs" / "studies" / "s" / "results.jsonl"
     published.parent.mkdir(parents=True)
     published.write_text("")

@@ -43,7 +43,8 @@ class HFExport(Callback):
         root = self.root(trainer)  # trainer.log_dir is a collective call under DDP: every process asks
         if not trainer.is_global_zero:
             return
-        run = {"model": _described(pl_module), "data": _described(trainer.datamodule)}
+        run = {"model": _described(pl_module, pl_module.export_hparams()),
+               "data": _described(trainer.datamodule, dict(trainer.datamodule.hparams))}
         self._save(pl_module, root / "last", run)
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")  # ModelCheckpoint's, when there is one
         if best and Path(best).is_file():
@@ -69,7 +70,7 @@ class HFExport(Callback):
         rank_zero_info(f"exported a Hugging Face folder to {path}")
 
 
-def _described(obj) -> dict:
+def _described(obj, hparams: dict) -> dict:
     """`{"class_path", "init_args"}` of a module or data module, as LightningCLI configs name them."""
-    args = {k: v for k, v in dict(getattr(obj, "hparams", {})).items() if not k.startswith("_")}
+    args = {k: v for k, v in hparams.items() if not k.startswith("_")}
     return {"class_path": f"{type(obj).__module__}.{type(obj).__name__}", "init_args": args}

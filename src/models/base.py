@@ -152,6 +152,10 @@ class HFModule(L.LightningModule):
         """The model that `HFExport` saves as a Hugging Face folder."""
         return self.model
 
+    def export_hparams(self) -> dict:
+        """The hyperparameters that rebuild this module around its exported folder (`training_run.json`)."""
+        return {k: v for k, v in self.hparams.items() if not k.startswith("_")}
+
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         params = [p for p in self.model.parameters() if p.requires_grad]

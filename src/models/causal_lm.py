@@ -143,3 +143,7 @@ class CausalLM(HFModule):
         if self.hparams.lora_rank > 0:
             return copy.deepcopy(self.model).merge_and_unload().eval()
         return self.model
+
+    def export_hparams(self) -> dict:
+        """The export holds the merged weights: it loads without adapters."""
+        return {**super().export_hparams(), "lora_rank": 0}

@@ -214,8 +214,9 @@ def log_hparams(ok: list[dict], path: Path) -> None:
 
 
 def published(study: Study) -> Path | None:
-    """Where the study's rows are published beside its doc (`docs/studies/<name>/results.jsonl`), if it has a doc."""
-    return Path(study.doc).parent / "studies" / study.name / "results.jsonl" if study.doc else None
+    """Where the study's rows are published beside its doc (`docs/studies/<name>/results.jsonl` beside its page
+    `docs/studies/<name>/README.md`), if it has a doc."""
+    return Path(study.doc).parent / "results.jsonl" if study.doc else None
 
 
 def publish_rows(study: Study) -> Path:
