@@ -47,7 +47,7 @@ def test_the_prompt_grid_scores_every_prompt_under_every_calibration_and_chooses
     # The rule: the best accuracy under `unlabelled`, written as an overlay the recipe takes.
     best = max(rows, key=lambda r: sum(r["compared"]["unlabelled"]))
     chosen = yaml.safe_load((tmp_path / "chosen.yaml").read_text())
-    assert chosen["model"]["init_args"]["prompt_template"] == prompts.describe(study, best["approach"])[0]
+    assert chosen["model"]["init_args"]["prompt_template"] == grid.cells[best["approach"]].prompt
     assert chosen["data"]["init_args"]["prompt_template"] == chosen["model"]["init_args"]["prompt_template"]
 
 

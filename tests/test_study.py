@@ -12,9 +12,12 @@ import yaml
 from src.errors import UserError
 from src.studies.report import report
 from src.studies.run import fit_args, seeded
-from src.studies.runner import inputs_of, names, plan, read_rows
+from src.studies.runner import plan, read_rows
 from src.studies.schema import load_study, parse_study
 from tests.conftest import entry
+
+STUDY_FILES = sorted(p for p in Path("configs/studies").glob("*.yaml")
+                     if "python -m src study " in p.read_text() and p.name != "prerequisites.yaml")
 
 
 def study_file(tmp_path, **study) -> str:
@@ -86,15 +89,14 @@ def test_the_shipped_study_and_its_approaches_parse(shared_imdb, capsys):  # dem
             assert len(printed["model"]["init_args"]["demonstrations"]) == 4
         if approach.requires:  # what it prepares is what the runs read, per seed (and budget, where it names one)
             path = seeded([approach.requires.path], 1, labels)[0]
-            assert names(path, "\n".join(args))  # an argument, a member of a list argument, or its run folder
+            assert reads(path, "\n".join(args))  # an argument, a member of a list argument, or its run folder
             for cmd in approach.requires.commands:
                 if cmd[3] == "fit" and "/export/" in approach.requires.path:  # the fit exports where runs read
                     assert export_folder(seeded(cmd[3:], 1, labels), capsys) == \
                         str(Path(approach.requires.path).parent), approach.name
 
 
-@pytest.mark.parametrize("path", sorted(p for p in Path("configs/studies").glob("*.yaml")
-                                         if "python -m src study " in p.read_text()))
+@pytest.mark.parametrize("path", STUDY_FILES)
 def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_imdb, capsys, tmp_path):
     """Each study file: fields known, and every approach's run line parses with the CLI (as a run would start); the
     demonstrations a prerequisite draws (from the mirror) are drawn into tmp_path, where its next command reads them."""
@@ -121,19 +123,66 @@ def test_every_study_file_parses_and_each_approach_runs_its_recipe(path, shared_
                 assert exit_.value.code == 0, (path, approach.name, cmd, capsys.readouterr().err)
 
 
-def test_a_prerequisite_shared_between_study_files_is_made_by_the_same_commands_in_each():
-    """Study files share teachers by path (made once: the label-budget study reuses the validation study's). Other
-    commands for the same path would change its stamp, and each study would make it again over the other's."""
-    made: dict[str, tuple[str, list[list[str]]]] = {}  # path -> (the first approach naming it, its commands)
-    for path in sorted(Path("configs/studies").glob("*.yaml")):
-        if "python -m src study " not in path.read_text():
-            continue
-        for approach in load_study(path).approaches:
-            if approach.requires:
-                where = f"{path.name}:{approach.name}"
-                first, commands = made.setdefault(approach.requires.path, (where, approach.requires.commands))
-                assert commands == approach.requires.commands, f"{approach.requires.path}: {first} and {where} differ"
-    assert len(made) > 1
+def reads(path: str, text: str) -> bool:
+    """Whether `text` (arguments and commands, one a line) names `path`, or as a whole value the run folder `path` was
+    written into: an ensemble's members are run folders (an argument of its own, or `"<folder>"` in a list)."""
+    folder = str(Path(path).parent)
+    return path in text or f'"{folder}"' in text or f"\n{folder}\n" in f"\n{text}\n"
+
+
+def declared(study, names: list[str]) -> set[str]:
+    """The named prerequisites `names` and everything they need."""
+    found: set[str] = set()
+    while names:
+        name = names.pop()
+        if name not in found:
+            found.add(name)
+            names += study.prerequisite(name).needs
+    return found
+
+
+@pytest.mark.parametrize("path", STUDY_FILES)
+def test_every_prerequisite_a_run_reads_is_named_by_its_approach(path):
+    """The runner makes what an approach names (`requires`, `needs`, and what those need), never what its arguments
+    happen to mention: so every shared prerequisite whose output a run's arguments or its own prerequisite's commands
+    read must be named, or a fresh `--only` run would start before its inputs exist. Shipped study files name their
+    prerequisites (none is spelled out inline), so two study files share one definition."""
+    from src.studies.schema import named_prerequisites
+
+    study = load_study(path)
+    named = named_prerequisites(study.prerequisites)
+    for approach in study.approaches:
+        own = [n for n, r in named.items() if approach.requires is not None and r == approach.requires]
+        assert approach.requires is None or own, f"{approach.name}: its prerequisite is not one of {sorted(named)}"
+        names = declared(study, [*own, *approach.needs])
+        for labels, seed in ((min(approach.budgets or study.budgets), 1), (0, 2)):
+            text = "\n".join(seeded(approach.args, seed, labels) + [
+                a for n in names for cmd in named[n].commands for a in seeded(cmd, seed, labels)])
+            for name, need in named.items():
+                if name not in names and reads(seeded([need.path], seed, labels)[0], text):
+                    pytest.fail(f"{path.name}: {approach.name} reads {name}'s {need.path} but does not name it")
+
+
+def test_a_prerequisite_named_by_two_study_files_is_made_once(tmp_path):
+    """Two study files name the same teacher: the first study makes it; the second finds it made by the same
+    commands (the stamp beside it) and runs only its own runs."""
+    from src.studies.runner import prepare_with_inputs
+
+    log, made = tmp_path / "teacher_runs.txt", tmp_path / "teacher_seed{seed}.txt"
+    write = "import sys; open(sys.argv[1], 'a').write('x'); open(sys.argv[2], 'a').write('run\\n')"
+    shared = tmp_path / "prerequisites.yaml"
+    shared.write_text(yaml.safe_dump({"teacher": {"what": "a teacher", "path": str(made),
+                                                  "commands": [["python", "-c", write, str(made), str(log)]]}}))
+    for name in ("a", "b"):
+        study = load_study(study_file(tmp_path, name=name, prerequisites=str(shared), approaches=[
+            {"name": "student", "kind": "unlabelled", "config": [], "requires": "teacher",
+             "args": ["--data.init_args.soft_labels", str(made)]}]))
+        assert study.approach("student").requires.path == str(made)
+        assert prepare_with_inputs(study, study.approach("student"), 0, study.folder(), {}) is None
+    assert log.read_text() == "run\n" and (tmp_path / "teacher_seed0.txt").read_text() == "x"
+    with pytest.raises(UserError, match="names the prerequisite 'teachr', which .* does not define; fix: one of"):
+        load_study(study_file(tmp_path, prerequisites=str(shared), approaches=[
+            {"name": "student", "config": [], "needs": ["teachr"]}]))
 
 
 @pytest.mark.parametrize("name", ["distilled", "distilled_ensemble", "distilled_ensemble_512_s512"])
@@ -145,14 +194,14 @@ def test_the_one_command_recipe_is_the_studys_entry_and_exports_its_student(shar
     label."""
     recipe, study = load_study("configs/studies/distilled.yaml"), load_study("configs/studies/label_budget.yaml")
     mine, theirs = recipe.approach(name), study.approach(name)
-    assert mine.requires == theirs.requires and mine.config == theirs.config
+    assert mine.requires == theirs.requires and mine.needs == theirs.needs and mine.config == theirs.config
     assert mine.args == [*theirs.args, "--trainer.callbacks+=src.callbacks.HFExport"]
     assert (recipe.eval_split, recipe.eval_size, recipe.eval_seed) == (study.eval_split, study.eval_size,
                                                                       study.eval_seed)
     if name == "distilled_ensemble":
-        assert [a.name for a in inputs_of(recipe, mine, 0, 0)] == ["distilled"]
+        assert mine.needs == ["teacher"]  # its first member: `distilled`'s teacher, made first
     if name == "distilled_ensemble_512_s512":
-        assert [a.name for a in inputs_of(recipe, mine, 0, 0)] == ["zero_shot_ensemble_512"]
+        assert mine.requires.needs == ["ensemble_512_members"]  # the members are fitted before they label
         assert recipe.approach("zero_shot_ensemble_512") == study.approach("zero_shot_ensemble_512")
     run_dir = recipe.folder() / "runs" / name / "n0_seed0"
     assert export_folder(["fit", *fit_args(recipe, mine, 0, 0, run_dir)], capsys) == str(run_dir / "export")
@@ -336,7 +385,7 @@ def test_a_prerequisite_runs_once_per_seed_and_again_when_a_config_it_names_chan
         path=str(made), commands=[["python", "-c", write, str(made), "--config", str(config)]]))
 
     def runs(seed: int) -> int:
-        assert prepare(approach, seed, tmp_path, {}) is None
+        assert prepare(approach.requires, "a", seed, tmp_path, {}) is None
         return len((tmp_path / f"made{seed}.txt").read_text())
 
     assert runs(0) == 1 and runs(0) == 1 and runs(1) == 1  # once per seed, then kept
@@ -355,7 +404,7 @@ def test_a_config_an_earlier_command_writes_does_not_make_the_prerequisite_run_a
         ["python", "-c", write, str(overlay)],  # draws the demonstrations
         ["python", "-c", write, str(made), "--config", str(overlay)]]))  # fits the member with them
     for _ in range(2):
-        assert prepare(approach, 0, tmp_path, {}) is None
+        assert prepare(approach.requires, "a", 0, tmp_path, {}) is None
     assert (tmp_path / "member0.txt").read_text() == "x"  # made once: the overlay's content is its command's
 
 
@@ -379,7 +428,7 @@ def test_a_prerequisite_that_names_the_label_budget_runs_once_per_budget_and_see
     approach = KINDS["label_budget"](name="a", config=[], args=["--data.init_args.soft_labels", str(made)],
                                      requires=Requires(path=str(made), commands=[["python", "-c", write, str(made)]]))
     for labels, seed in [(16, 0), (64, 0), (16, 1), (16, 0)]:
-        assert prepare(approach, seed, tmp_path, {}, labels=labels) is None
+        assert prepare(approach.requires, "a", seed, tmp_path, {}, labels=labels) is None
     assert sorted(p.name for p in tmp_path.glob("student_*.txt")) == [
         "student_n16_seed0.txt", "student_n16_seed1.txt", "student_n64_seed0.txt"]
     assert (tmp_path / "student_n16_seed0.txt").read_text() == "x"  # made once, then kept
@@ -390,57 +439,43 @@ def test_a_prerequisite_that_names_the_label_budget_runs_once_per_budget_and_see
     assert str(tmp_path / "student_n64_seed1.txt") in args  # a run reads its own budget's and seed's
 
 
-def test_an_ensemble_of_runs_reads_the_prerequisite_written_into_a_member_run_folder(tmp_path):
-    """The ensemble teacher names its members' run folders, not the files their prerequisite wrote into them: it
-    depends on that prerequisite all the same (`--only zero_shot_ensemble` makes the teachers first); a folder whose
-    name only starts like a member's is no member."""
-    import dataclasses
-
-    from src.studies.approach import Requires
-    from src.studies.kinds import KINDS
-
-    make, run = KINDS["unlabelled"], tmp_path / "teacher_seed1"
-    teacher = make(name="distilled", config=[], requires=Requires(path=str(tmp_path / "teacher_seed{seed}" / "p.jsonl"),
-                                                                 commands=[]))
-
-    def ensemble(*members: str):
-        return make(name="ensemble", config=[], args=["--model.init_args.members", json.dumps(list(members))])
-
-    study = load_study(study_file(tmp_path))
-    for members, wanted in (([str(run), str(tmp_path / "other")], ["distilled"]), ([f"{run}0"], [])):
-        approach = ensemble(*members)
-        both = dataclasses.replace(study, approaches=[teacher, approach])
-        assert [a.name for a in inputs_of(both, approach, 1, 0)] == wanted
-    assert names(str(run / "p.jsonl"), f"--model.init_args.members\n{run}")  # one member, as an argument
+def test_reads_sees_a_member_run_folder_but_not_a_folder_that_only_starts_like_it(tmp_path):
+    run = tmp_path / "teacher_seed1"
+    assert reads(str(run / "p.jsonl"), f"--model.init_args.members\n{run}")  # one member, as an argument
+    assert reads(str(run / "p.jsonl"), json.dumps([str(run), "other"]))  # a member of a list
+    assert not reads(str(run / "p.jsonl"), json.dumps([f"{run}0"]))
 
 
-def test_only_a_later_approach_still_makes_the_prerequisites_its_own_prerequisite_reads(tmp_path):
-    """`--only student` on a fresh machine: the teacher (another approach's prerequisite, which the student's first
-    step reads) is made first, once; an unrelated approach's prerequisite is not."""
-    import dataclasses
-
-    from src.studies.approach import Requires
-    from src.studies.kinds import KINDS
+def test_only_a_later_approach_still_makes_the_prerequisites_its_own_prerequisite_needs(tmp_path):
+    """`--only self_trained` on a fresh machine: the teacher (which the first student's command reads, and which the
+    student's entry needs) is made first, once; an unrelated prerequisite is not."""
     from src.studies.runner import prepare_with_inputs
 
     teacher, student, other = (str(tmp_path / f"{n}_seed{{seed}}.txt") for n in ("teacher", "student", "other"))
     copy = "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])"  # fails where the teacher is missing
     write = "import sys; open(sys.argv[1], 'a').write('t')"
-    make = KINDS["unlabelled"]
-    approaches = [
-        make(name="distilled", config=[], requires=Requires(path=teacher, commands=[["python", "-c", write, teacher]])),
-        make(name="unrelated", config=[], requires=Requires(path=other, commands=[["python", "-c", write, other]])),
-        make(name="self_trained", config=[], args=["--data.init_args.soft_labels", student],
-             requires=Requires(path=student, commands=[["python", "-c", copy, teacher, student]])),
-    ]
-    study = dataclasses.replace(load_study(study_file(tmp_path)), approaches=approaches)
-    assert [a.name for a in inputs_of(study, approaches[2], 1, 0)] == ["distilled"]
-    assert inputs_of(study, approaches[0], 1, 0) == []
-    prepared = {}
-    assert prepare_with_inputs(study, approaches[2], 1, tmp_path, prepared, labels=0) is None
+    shared = tmp_path / "prerequisites.yaml"
+    shared.write_text(yaml.safe_dump({
+        "teacher": {"path": teacher, "commands": [["python", "-c", write, teacher]]},
+        "unrelated": {"path": other, "commands": [["python", "-c", write, other]]},
+        "student": {"path": student, "needs": ["teacher"], "commands": [["python", "-c", copy, teacher, student]]}}))
+    study = load_study(study_file(tmp_path, prerequisites=str(shared), approaches=[
+        {"name": "self_trained", "kind": "unlabelled", "config": [], "requires": "student",
+         "args": ["--data.init_args.soft_labels", student]}]))
+    approach = study.approach("self_trained")
+    assert prepare_with_inputs(study, approach, 1, tmp_path, {}, labels=0) is None
     assert (tmp_path / "student_seed1.txt").read_text() == "t" and not (tmp_path / "other_seed1.txt").exists()
-    assert prepare_with_inputs(study, approaches[2], 1, tmp_path, {}, labels=0) is None  # kept: made once
+    assert prepare_with_inputs(study, approach, 1, tmp_path, {}, labels=0) is None  # kept: made once
     assert (tmp_path / "teacher_seed1.txt").read_text() == "t"
+    shared.write_text(yaml.safe_dump({"a": {"path": teacher, "commands": [], "needs": ["b"]},
+                                      "b": {"path": other, "commands": [], "needs": ["a"]}}))
+    from src.studies.schema import named_prerequisites
+
+    named_prerequisites.cache_clear()
+    cyclic = load_study(study_file(tmp_path, prerequisites=str(shared), approaches=[
+        {"name": "x", "kind": "unlabelled", "config": [], "needs": ["a"]}]))
+    assert "prerequisites need each other (a -> b -> a)" in prepare_with_inputs(cyclic, cyclic.approach("x"), 1,
+                                                                                tmp_path, {})
 
 
 def test_an_interrupted_prerequisite_fit_continues_from_its_last_checkpoint(tmp_path, monkeypatch):
@@ -460,15 +495,15 @@ def test_an_interrupted_prerequisite_fit_continues_from_its_last_checkpoint(tmp_
     monkeypatch.setattr(runner, "execute", execute)
     fit = ["python", "-m", "src", "fit", "--config", "configs/mlm_imdb.yaml"]
     approach = KINDS["label_budget"](name="a", config=[], requires=Requires(path=str(made), commands=[fit]))
-    assert "prerequisite failed" in runner.prepare(approach, 0, tmp_path, {})
-    assert runner.prepare(approach, 0, tmp_path, {}) is None
+    assert "prerequisite failed" in runner.prepare(approach.requires, "a", 0, tmp_path, {})
+    assert runner.prepare(approach.requires, "a", 0, tmp_path, {}) is None
     assert calls == [["fit", "--config", "configs/mlm_imdb.yaml"],
                      ["fit", "--config", "configs/mlm_imdb.yaml", "--ckpt_path", "last"]]
     assert not (tmp_path / "export.preparing.json").exists() and (tmp_path / "export.prepared.json").exists()
     changed = KINDS["label_budget"](name="a", config=[], requires=Requires(path=str(tmp_path / "other"), commands=[
         fit + ["--trainer.max_steps", "5"]]))
     (tmp_path / "other.preparing.json").write_text("another recipe")
-    runner.prepare(changed, 0, tmp_path, {})
+    runner.prepare(changed.requires, "a", 0, tmp_path, {})
     assert calls[-1][-2:] == ["--trainer.max_steps", "5"]  # what another recipe left is not resumed
 
 

@@ -12,10 +12,14 @@ from typing import ClassVar
 class Requires:
     """A prerequisite: `commands` (each a command line; `python` is this interpreter) run once, in order, unless
     `path` exists. `{seed}` in either is the run's seed: a prerequisite per seed (say, a teacher per seed); `{labels}`
-    its label budget, for a prerequisite per budget and seed (say, a first student of N labels)."""
+    its label budget, for a prerequisite per budget and seed (say, a first student of N labels). `needs`: the named
+    prerequisites its commands read, made first. Shared ones are named in configs/studies/prerequisites.yaml, and a
+    study file names them (`requires: teacher`)."""
 
     path: str
     commands: list[list[str]]
+    what: str = ""
+    needs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -29,7 +33,8 @@ class Approach:
     args: list[str] = field(default_factory=list)  # `{seed}` is the run's seed
     budgets: list[int] | None = None  # None: the kind's default (the study's budgets, or [0])
     seeds: list[int] | None = None  # None: the study's
-    requires: Requires | None = None
+    requires: Requires | None = None  # what it makes and its runs read; by name in a study file
+    needs: list[str] = field(default_factory=list)  # other named prerequisites its runs read, made first
 
     def default_budgets(self, study_budgets: list[int]) -> list[int]:
         return study_budgets

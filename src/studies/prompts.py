@@ -35,6 +35,16 @@ class Choose:
     write: str
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One prompt of the grid, as its run prompts: the template (the chat template applied where it is on), the
+    label words as scored, and whether the chat template is on."""
+
+    prompt: str
+    words: list[str]
+    chat: bool
+
+
 @dataclass
 class Grid:
     name: str
@@ -56,6 +66,7 @@ class Grid:
     eval_seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0])
     bootstrap: int = 1000
+    cells: dict = field(default_factory=dict, repr=False)  # approach name -> Cell, made by load_grid
 
 
 def load_grid(path: str | Path, quick: bool = False) -> tuple[Grid, Study]:
@@ -83,8 +94,10 @@ def load_grid(path: str | Path, quick: bool = False) -> tuple[Grid, Study]:
             for words in grid.label_words:
                 prompt = chat_prompt(template, tokenizer) if chat else template
                 scored = [w.lstrip() for w in words] if chat else words
+                name = f"T{t}_{'-'.join(w.strip() for w in words)}{'_chat' if chat else ''}"
+                grid.cells[name] = Cell(prompt, scored, chat)
                 approaches.append({
-                    "name": f"T{t}_{'-'.join(w.strip() for w in words)}{'_chat' if chat else ''}",
+                    "name": name,
                     "kind": "calibrations", "config": [grid.recipe], "compare": compared(),
                     "args": ["--model.init_args.model_name", model, "--model.init_args.prompt_template", prompt,
                              "--data.init_args.prompt_template", prompt, "--model.init_args.label_words",
@@ -92,20 +105,12 @@ def load_grid(path: str | Path, quick: bool = False) -> tuple[Grid, Study]:
                              "--data.init_args.limit_train", str(grid.calibration_reviews),
                              "--trainer.limit_val_batches", "0", *grid.args],
                 })
-    study = {k: v for k, v in asdict(grid).items() if k in Study.__dataclass_fields__} | {
+    study = {k: getattr(grid, k) for k in asdict(grid) if k in Study.__dataclass_fields__} | {
         "budgets": [0], "approaches": approaches}
     study = parse_study(study, str(path), quick)
     if quick:  # a quick grid chooses into its own folder, never into the committed overlay
         grid.choose = Choose(grid.choose.calibration, str(study.folder() / "chosen.yaml"))
     return grid, study
-
-
-def describe(study: Study, name: str) -> tuple[str, list[str], bool]:
-    """An approach's prompt, label words and whether it uses the chat template, from its arguments."""
-    args = study.approach(name).args
-    value = {args[i]: args[i + 1] for i in range(0, len(args) - 1) if args[i].startswith("--")}
-    return (value["--model.init_args.prompt_template"], json.loads(value["--model.init_args.label_words"]),
-            name.endswith("_chat"))
 
 
 def choose(grid: Grid, study: Study, done: dict[str, dict]) -> str:
@@ -117,7 +122,7 @@ def choose(grid: Grid, study: Study, done: dict[str, dict]) -> str:
 
 def write_choice(grid: Grid, study: Study, name: str, correct: list[int]) -> None:
     """The chosen prompt as a config overlay on the recipe."""
-    prompt, words, _ = describe(study, name)
+    prompt, words = grid.cells[name].prompt, grid.cells[name].words
     accuracy, n_eval = sum(correct) / len(correct), len(correct)
     head = (f"# Chosen by the prompt grid ({grid.name}): {name}, the best accuracy under the "
             f"`{grid.choose.calibration}`\n# calibration on {n_eval} {grid.eval_split} reviews ({100 * accuracy:.1f}%)."
@@ -139,7 +144,7 @@ def markdown(grid: Grid, study: Study, done: dict[str, dict], chosen: str | None
         row = done.get(a.name)
         if row is None:
             continue
-        _, words, chat = describe(study, a.name)
+        words, chat = grid.cells[a.name].words, grid.cells[a.name].chat
         cells = []
         for kind in kinds:
             correct = row["compared"][kind]

@@ -23,7 +23,7 @@ from src import commands
 from src.errors import UserError, reason
 from src.studies import provenance, workers
 from src.studies import run as one
-from src.studies.approach import Approach
+from src.studies.approach import Approach, Requires
 from src.studies.schema import Study
 
 
@@ -37,8 +37,12 @@ class Planned:
 
 def approach_key(study: Study, approach: Approach) -> str:
     """What defines how an approach's runs run: its fields but budgets and seeds (which runs, not how), its config
-    files' content, and the study's data and evaluation settings."""
-    fields = {k: v for k, v in dataclasses.asdict(approach).items() if k not in ("budgets", "seeds")}
+    files' content, and the study's data and evaluation settings. Its prerequisite counts by what it runs (its path
+    and commands), not by its name, description or what it needs made first: moving a prerequisite into the shared
+    file, or naming it, keeps every key."""
+    fields = {k: v for k, v in dataclasses.asdict(approach).items() if k not in ("budgets", "seeds", "needs")}
+    if approach.requires is not None:
+        fields["requires"] = {"path": approach.requires.path, "commands": approach.requires.commands}
     settings = {k: getattr(study, k) for k in ("source", "val_size", "split_seed", "eval_split", "eval_size",
                                                "eval_seed")}
     configs = {c: provenance.hash_path(c) if Path(c).exists() else None for c in approach.config}
@@ -132,48 +136,40 @@ def run_study(study: Study, only: list[str] | None = None, in_process: bool = Fa
     return read_rows(study)
 
 
-def inputs_of(study: Study, approach: Approach, seed: int, labels: int | None) -> list[Approach]:
-    """The study's other approaches whose prerequisite `approach` reads: that prerequisite's path (or its run folder)
-    is among its arguments or its own prerequisite's commands (a first student reads `distilled`'s teacher, an ensemble
-    student or the ensemble teacher its first member). So `--only self_trained` on a fresh machine makes the teachers
-    before the first students."""
-    mine = approach.requires.path if approach.requires else None
-    reads = "\n".join(one.seeded(approach.args, seed, labels)
-                      + [a for cmd in (approach.requires.commands if approach.requires else [])
-                         for a in one.seeded(cmd, seed, labels)])
-    read: dict[str, Approach] = {}  # one approach per path (several share a teacher): the first
-    for a in study.approaches:
-        if a.requires and a.requires.path != mine and names(one.seeded([a.requires.path], seed, labels)[0], reads):
-            read.setdefault(a.requires.path, a)
-    return list(read.values())
-
-
-def names(path: str, text: str) -> bool:
-    """Whether `text` (arguments and commands, one a line) names `path`, or as a whole value the run folder `path` was
-    written into: an ensemble's members are run folders (an argument of its own, or `"<folder>"` in a list)."""
-    folder = str(Path(path).parent)
-    return path in text or f'"{folder}"' in text or f"\n{folder}\n" in f"\n{text}\n"
-
-
 def prepare_with_inputs(study: Study, approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
-                        in_process: bool = False, labels: int | None = None, seen: tuple[str, ...] = ()) -> str | None:
-    """`prepare`, after the prerequisites of the approaches it reads from (`inputs_of`, and theirs)."""
-    for other in inputs_of(study, approach, seed, labels):
-        if other.name not in seen:
-            error = prepare_with_inputs(study, other, seed, out, prepared, in_process, labels, (*seen, approach.name))
-            if error is not None:
-                return error
-    return prepare(approach, seed, out, prepared, in_process, labels)
-
-
-def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | None],
-            in_process: bool = False, labels: int | None = None) -> str | None:
-    """Run an approach's prerequisite for `seed` (and `labels`, where its path names them) unless the path it
-    creates exists, made by the same commands and configs (or `prepared`, the paths tried in this study run, holds
-    it); its one-line error, or None when ready. `in_process`: its `python -m src` commands run in this process."""
-    need = approach.requires
-    if need is None:
+                        in_process: bool = False, labels: int | None = None) -> str | None:
+    """Every prerequisite the approach's runs read, each after those it needs: the named ones in its `needs`, then
+    its own (`requires`); the first one-line error, or None when all are ready. Dependencies come from these names,
+    never from the text of arguments."""
+    for name in approach.needs:
+        if (error := prepare_named(study, name, seed, out, prepared, in_process, labels)) is not None:
+            return error
+    if approach.requires is None:
         return None
+    for name in approach.requires.needs:
+        if (error := prepare_named(study, name, seed, out, prepared, in_process, labels)) is not None:
+            return error
+    return prepare(approach.requires, approach.name, seed, out, prepared, in_process, labels)
+
+
+def prepare_named(study: Study, name: str, seed: int, out: Path, prepared: dict[str, str | None],
+                  in_process: bool = False, labels: int | None = None, seen: tuple[str, ...] = ()) -> str | None:
+    """The named prerequisite, after those it needs (a cycle is a one-line error)."""
+    if name in seen:
+        return f"prerequisites need each other ({' -> '.join((*seen, name))}); fix: {study.prerequisites}"
+    need = study.prerequisite(name)
+    for other in need.needs:
+        if (error := prepare_named(study, other, seed, out, prepared, in_process, labels, (*seen, name))) is not None:
+            return error
+    return prepare(need, name, seed, out, prepared, in_process, labels)
+
+
+def prepare(need: Requires, name: str, seed: int, out: Path, prepared: dict[str, str | None],
+            in_process: bool = False, labels: int | None = None) -> str | None:
+    """Run a prerequisite for `seed` (and `labels`, where its path names them) unless the path it creates exists,
+    made by the same commands and configs (by any study: the stamp beside it says), or `prepared`, the paths tried in
+    this study run, holds it; its one-line error, or None when ready. Its logs go to `<out>/runs/<name>/`.
+    `in_process`: its `python -m src` commands run in this process."""
     path = one.seeded([need.path], seed, labels)[0]
     commands = [one.seeded(cmd, seed, labels) for cmd in need.commands]
     # What made the path: the commands and the content of the configs they name. A changed recipe (a new prompt for
@@ -188,7 +184,7 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
         return None
     if path in prepared:
         return prepared[path]
-    log_dir = out / "runs" / approach.name
+    log_dir = out / "runs" / name
     log_dir.mkdir(parents=True, exist_ok=True)
     tag = f"n{labels}_seed{seed}" if "{labels}" in need.path else f"seed{seed}"
     # A preparation of this same recipe that was interrupted (a masked-LM fit is 90 minutes on a CPU) continues from
@@ -200,7 +196,7 @@ def prepare(approach: Approach, seed: int, out: Path, prepared: dict[str, str | 
     started.write_text(stamp)
     error = None
     for i, cmd in enumerate(commands):
-        print(f"{approach.name}: preparing {path} ({' '.join(cmd)})", flush=True)
+        print(f"{name}: preparing {path} ({' '.join(cmd)})", flush=True)
         log = log_dir / f"prepare_{tag}_{i}.log"
         failed = execute([sys.executable if c == "python" else c for c in cmd], log, in_process)
         if failed is not None:

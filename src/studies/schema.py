@@ -5,6 +5,7 @@ To run: python -c "from src.studies.schema import load_study; print(load_study('
 """
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,8 +16,10 @@ import yaml
 
 from src.data.selection import EvalSplit
 from src.errors import UserError
-from src.studies.approach import Approach
+from src.studies.approach import Approach, Requires
 from src.studies.kinds import KINDS
+
+PREREQUISITES = "configs/studies/prerequisites.yaml"
 
 
 @dataclass
@@ -39,9 +42,14 @@ class Study:
     bootstrap: int = 1000  # resamples of the intervals
     reference: str | None = None  # every other approach is compared with this one
     compare: list[list[str]] = field(default_factory=list)  # pairs of approaches compared as well
+    prerequisites: str = PREREQUISITES  # the file of named prerequisites its approaches name
 
     def approach(self, name: str) -> Approach:
         return next(a for a in self.approaches if a.name == name)
+
+    def prerequisite(self, name: str) -> Requires:
+        """The named prerequisite (from `prerequisites`)."""
+        return named_prerequisites(self.prerequisites)[name]
 
     def folder(self) -> Path:
         return Path(self.output_dir) / self.name
@@ -54,8 +62,48 @@ def load_study(path: str | Path, quick: bool = False) -> Study:
     return parse_study(yaml.safe_load(Path(path).read_text()) or {}, str(path), quick)
 
 
+@functools.cache
+def named_prerequisites(path: str) -> dict[str, Requires]:
+    """The named prerequisites of a file (each checked as a `Requires`), read once; none where it does not exist."""
+    if not Path(path).is_file():
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of names to prerequisites; fix: see {PREREQUISITES}")
+    named = {name: parse(Requires, entry, f"{path}: {name}") for name, entry in data.items()}
+    for name, need in named.items():
+        unknown = [n for n in need.needs if n not in named]
+        if unknown:
+            raise UserError(f"{path}: {name} needs {unknown[0]!r}, which is not named there; fix: one of "
+                            f"{sorted(named)}")
+    return named
+
+
+def resolve_names(data: dict, where: str) -> dict:
+    """The study file with each approach's `requires: <name>` replaced by that named prerequisite, and every name
+    in `needs` checked: a misspelled one is a one-line error, not a run that fails later."""
+    named = named_prerequisites(data.get("prerequisites", PREREQUISITES))
+    approaches = data.get("approaches")
+    if not isinstance(approaches, list):
+        return data
+    resolved = []
+    for a in approaches:
+        if isinstance(a, dict):
+            names = ([a["requires"]] if isinstance(a.get("requires"), str) else []) + (
+                a["needs"] if isinstance(a.get("needs"), list) else [])
+            unknown = [n for n in names if n not in named]
+            if unknown:
+                raise UserError(f"{where}: {a.get('name')} names the prerequisite {unknown[0]!r}, which "
+                                f"{data.get('prerequisites', PREREQUISITES)} does not define; fix: one of "
+                                f"{sorted(named)}")
+            if isinstance(a.get("requires"), str):
+                a = {**a, "requires": dataclasses.asdict(named[a["requires"]])}
+        resolved.append(a)
+    return {**data, "approaches": resolved}
+
+
 def parse_study(data: dict, where: str, quick: bool = False) -> Study:
-    study = parse(Study, data, where)
+    study = parse(Study, resolve_names(data, where), where)
     names = [a.name for a in study.approaches]
     if len(set(names)) != len(names):
         raise UserError(f"{where}: two approaches have the same name; fix: name each approach once")
