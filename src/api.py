@@ -40,6 +40,10 @@ class Predictor:
         if wrong is not None:  # else a type error deep in the text cleaning
             raise UserError(f"texts[{wrong}] is {type(texts[wrong]).__name__} {texts[wrong]!r:.40}, not a string; "
                             "fix: pass strings (str(x) for a number)")
+        blank = next((i for i, text in enumerate(texts) if not (text or "").strip()), None)
+        if blank is not None:  # an empty review would be classified all the same, as `predict` refuses it
+            raise UserError(f"texts[{blank}] is empty or blank; fix: pass the text to classify (filter out empty "
+                            "ones first)")
         ids = self.data.predict_ids(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # similar lengths per batch: little padding
         rows = []

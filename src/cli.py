@@ -56,7 +56,8 @@ class CLI(LightningCLI):
         if not self.config.fit.get("test_after_fit"):
             return
         best = self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
+        # The path itself: "best" makes Lightning warn when the recipe has a second checkpoint callback (last.ckpt).
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def parse_arguments(self, parser, args) -> None:
         """Then: `fit --ckpt_path last` finds the newest run's last.ckpt and continues in that run's folder, and a
@@ -95,6 +96,10 @@ class CLI(LightningCLI):
         trainer = config.trainer
         if self.subcommand in ("validate", "test", "predict") and config.get("ckpt_path"):
             _log_beside_checkpoint(trainer, Path(config.ckpt_path), self.subcommand)
+        if self.subcommand in ("validate", "test", "predict"):
+            # Restoring a fit's checkpoint into an evaluation, Lightning compares the checkpoint callbacks' folder
+            # with the one this run would save into, and warns about a folder that is never made: nothing saves here.
+            warnings.filterwarnings("ignore", message="The dirpath has changed from")
         on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
         if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_has_fast_bf16():
             # Measured on an AVX2-only CPU: a bf16-autocast MiniLM step took 14x as long as fp32 (train_step.py).

@@ -5,15 +5,19 @@ in its own process by calling `run` directly (`study run --in_process`).
 To run: from src.commands import run; run(["fit", "--config", "configs/bert_imdb.yaml"])
 """
 
+import sys
 from collections.abc import Callable
 
 from src.errors import UserError
 
 
 def _cli(argv: list[str]) -> None:
+    from src import precheck
+
+    precheck.check(argv)  # before torch and the model are imported: the error alone, at once
     from src.cli import main
 
-    main(argv)
+    main(None if argv == sys.argv[1:] else argv)  # None: LightningCLI reads the command line itself (else it warns)
 
 
 def _serve(argv: list[str]) -> None:

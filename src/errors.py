@@ -31,7 +31,8 @@ class ArgumentParser(argparse.ArgumentParser):
         return action
 
     def error(self, message: str):
-        unknown = [w for w in message.partition(": ")[2].split() if w.startswith("--")]
+        unknown = [w for w in message.partition(": ")[2].split() if w.startswith("--")] if message.startswith(
+            "unrecognized arguments") else []
         near = difflib.get_close_matches(unknown[0].split("=")[0], self.options, 1) if unknown else []
         fix = f"did you mean {near[0]}? " if near else ""
         raise UserError(f"{message}; fix: {fix}see {self.prog} --help")

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import platform
 import signal
+import socket
 from concurrent.futures import ProcessPoolExecutor
 
 import litserve as ls
@@ -83,6 +84,8 @@ class RunAPI(ls.LitAPI):
 
     def decode_request(self, request: Review) -> str:
         text = request.text  # FastAPI checked the body's shape (see one_line_error)
+        if not text.strip():  # a client's bug: an empty review would be classified all the same
+            raise HTTPException(422, '"text" is empty or blank; send the review to classify')
         if len(text) > self.max_chars:
             raise HTTPException(413, f'"text" has {len(text)} characters; at most {self.max_chars} are accepted')
         return text
@@ -125,6 +128,17 @@ def arguments() -> ArgumentParser:
     return parser
 
 
+def port_free(host: str, port: int) -> None:
+    """A `UserError` when `host:port` cannot be listened on (another server holds it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed server's port is free
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise UserError(f"--port {port}: {host}:{port} cannot be listened on ({err.strerror}); fix: --port N, or "
+                            f"stop the process on it") from None
+
+
 def accelerator(name: str) -> str:
     """`auto` resolved here: LitServe's own `auto` imports torch into this process (to look for Apple's MPS) and picks
     CUDA only where torch is already imported."""
@@ -162,6 +176,7 @@ def main(args: list[str] | None = None) -> None:
         raise UserError(f"--max_payload_mb is {a.max_payload_mb}; fix: a size above 0, or leave it out")
     if not 1024 <= a.port <= 65535:
         raise UserError(f"--port is {a.port}; fix: a port from 1024 to 65535 (LitServe's range), e.g. --port 8000")
+    port_free(a.host, a.port)  # before the model loads: uvicorn would find out after it, with a traceback
     device = accelerator(a.accelerator)
     if device != "cpu":  # on a CPU the check needs torch: the child below makes it
         quantization.check(a.quantize, device)

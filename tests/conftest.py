@@ -37,13 +37,15 @@ def packed_data(cls, tokenizer: str, source, tmp_path, **kwargs):
 
 
 def predict_rows(args: list[str], ckpt, texts: list[str], out: Path) -> list[dict]:
-    """`python -m src predict` of `texts` from `ckpt` (after the tiny-run `args`), written to `out`, read back."""
+    """`python -m src predict` of `texts` from `ckpt` (after the tiny-run `args`), written to `out`, read back; in full
+    precision unless `args` ask for a quantizer (`--quantize.how`)."""
     import json
 
     from src.cli import main
 
-    main(["predict", *args, "--ckpt_path", str(ckpt), "--data.predict_texts", json.dumps(texts),
-          "--trainer.callbacks+=src.callbacks.PredictionWriter", f"--trainer.callbacks.init_args.output_dir={out}"])
+    main(["predict", "--quantize.how", "none", *args, "--ckpt_path", str(ckpt), "--data.predict_texts",
+          json.dumps(texts), "--trainer.callbacks+=src.callbacks.PredictionWriter",
+          f"--trainer.callbacks.init_args.output_dir={out}"])
     return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 
 

@@ -17,7 +17,7 @@ def test_the_python_api_predicts_what_predict_writes(fitted, tmp_path):
     ckpt = next((run / "checkpoints").glob("best*.ckpt"))
     expected = predict_rows(args, ckpt, texts, tmp_path)
     for source in (run, ckpt, run / "export" / "best"):  # a run folder means its best checkpoint
-        rows = load(source, batch_size=3).predict(texts)
+        rows = load(source, batch_size=3, quantize="none").predict(texts)
         assert [r["label_name"] for r in rows] == [r["label_name"] for r in expected]
         for got, want in zip(rows, expected):
             assert got["text"] == want["text"]
@@ -49,6 +49,9 @@ def test_the_python_api_names_a_bad_argument_in_one_line(fitted):
 
     with pytest.raises(UserError, match=r"texts\[1\] is int 7, not a string"):
         load(fitted[0]).predict(["A fine film.", 7])
+    for blank in ("", "  \n "):  # refused as predict refuses a blank file and serve answers 422
+        with pytest.raises(UserError, match=r"texts\[1\] is empty or blank; fix: pass the text to classify"):
+            load(fitted[0]).predict(["A fine film.", blank])
     with pytest.raises(UserError, match="batch_size is 0; fix: batch_size=1 or more"):
         load(fitted[0], batch_size=0)
     if not torch.cuda.is_available():

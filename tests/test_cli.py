@@ -1,8 +1,10 @@
 """End to end through `python -m src`: fit, validate, test and predict on a tiny model and tiny data."""
 
 import json
+import os
 import subprocess
 import sys
+import warnings
 
 import lightning as L
 import pytest
@@ -68,6 +70,10 @@ def test_exported_folders_give_the_checkpoints_predictions_in_a_pipeline(fitted,
             by_name = {s["label"]: s["score"] for s in scores}
             assert max(by_name, key=by_name.get) == row["label_name"]
             assert [by_name["negative"], by_name["positive"]] == pytest.approx(row["probabilities"], abs=1e-5)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (run / "export").rglob("*.*"):  # readable by another user (a serving container), as the umask says
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     # Any review as it is, past the model's 512 positions too: the export's tokenizer carries the run's max_length.
     assert classify.tokenizer.model_max_length == 64
     (long,) = classify(["a great film " * 400], truncation=True)
@@ -295,12 +301,29 @@ def test_own_csv_data_with_three_classes_fits_and_predicts_named_classes(tiny_be
 
 
 def test_test_after_fit_ends_the_fit_on_the_test_split_with_the_best_checkpoint(tiny_bert, imdb_test_dir, tmp_path):
-    cli = main(["fit", *tiny_args(tiny_bert, imdb_test_dir, tmp_path), "--test_after_fit", "true"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = main(["fit", *tiny_args(tiny_bert, imdb_test_dir, tmp_path), "--test_after_fit", "true"])
+    assert not [w for w in caught if "multiple ModelCheckpoint" in str(w.message)]
     metrics = cli.trainer.callback_metrics
     assert {"test/acc", "test/f1", "test/auroc"} <= set(metrics) and 0 <= metrics["test/acc"] <= 1
     assert cli.trainer.ckpt_path == cli.trainer.checkpoint_callback.best_model_path  # the best, not the last weights
     plain = main(["fit", *tiny_args(tiny_bert, imdb_test_dir, tmp_path / "plain")])
     assert "test/acc" not in plain.trainer.callback_metrics
+
+
+def test_evaluating_a_checkpoint_says_nothing_about_checkpoint_folders(fitted, tmp_path, capsys):
+    """Lightning compares a fit's checkpoint callbacks' folder with the evaluation's (never made) and warns; the
+    evaluation commands leave that out of their output."""
+    run, args = fitted
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for command in (["validate"], ["test", "--data.test_split", "validation"],
+                        ["predict", "--data.predict_texts", '["a fine film"]']):
+            main([command[0], *args, "--ckpt_path", ckpt, *command[1:]])
+    said = [str(w.message) for w in caught] + capsys.readouterr().err.splitlines()
+    assert not [line for line in said if "dirpath has changed" in line or "multiple ModelCheckpoint" in line], said
 
 
 def test_a_checkpoint_of_another_model_class_than_the_config_is_refused(fitted, capsys):

@@ -382,3 +382,26 @@ def test_token_dropout_leaves_out_non_special_tokens_of_training_reviews_only(ti
     assert batch["attention_mask"].sum(1).tolist() == lengths[: len(batch["input_ids"])]
     with pytest.raises(UserError, match=r"probability in \[0, 1\)"):
         TokenDropout(tok.all_special_ids, 1.0)
+
+
+def test_a_test_limit_is_a_seeded_class_balanced_sample_not_the_first_of_a_sorted_split(tiny_bert, imdb_test_dir,
+                                                                                        tmp_path):
+    """IMDB's splits are sorted by label: the first 16 of 32 test reviews are all negative, so `limit_test` taking
+    the first would score one class (accuracy 1.0 or 0.0, nothing said)."""
+    raw = datasets.load_dataset("parquet", data_files=str(imdb_test_dir / "test.parquet"))["train"]
+    assert set(raw["label"][:16]) == {0}  # sorted, like the release
+
+    def test_reviews(seed: int, limit: int) -> list:
+        dm = datamodule(tiny_bert, imdb_test_dir, tmp_path, limit_test=limit, seed=seed)
+        dm._load_tokenized(["test"], write=True)  # what prepare_data tokenizes for `test`
+        dm.setup("test")
+        return [(tuple(x), y) for x, y in zip(dm.splits["test"]["input_ids"], dm.splits["test"]["label"])]
+
+    chosen = test_reviews(42, 8)
+    assert sorted(y for _, y in chosen) == [0] * 4 + [1] * 4  # balanced, where the first 8 are all negative
+    assert chosen == test_reviews(42, 8) != test_reviews(7, 8)  # the same reviews for the same seed
+    from src.data.base import take_balanced
+
+    skewed = datasets.Dataset.from_dict({"label": [0] * 10 + [1] * 2, "text": ["r"] * 12})
+    with pytest.raises(UserError, match="data.limit_test 8: a class-balanced sample .* needs 4 reviews of each .* fix"):
+        take_balanced(skewed, 8, 0, "test")

@@ -43,7 +43,8 @@ def server(run_and_expected):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "src", "serve", str(run), "--port", str(port), "--max_chars", "2000",
-                             "--max_payload_mb", "0.01"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             "--max_payload_mb", "0.01", "--quantize", "none"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -106,6 +107,8 @@ SEND = 'send {"text": "<review>"} as content-type: application/json'
     (json.dumps(["a list"]).encode(), 400, f"the body must be a JSON object; {SEND}"),
     ((json.dumps({"text": "x"}).encode(), "text/plain"), 400, f"the body must be a JSON object; {SEND}"),
     (json.dumps({"text": "long " * 1000}).encode(), 413, "at most 2000 are accepted"),
+    (json.dumps({"text": ""}).encode(), 422, '"text" is empty or blank; send the review to classify'),
+    (json.dumps({"text": " \n\t "}).encode(), 422, '"text" is empty or blank'),
     (json.dumps({"text": "x" * 20_000}).encode(), 413,  # over --max_payload_mb, which the reason names
      "the request body is over 10485 bytes (--max_payload_mb 0.01); send at most 2000 characters of text"),
 ])
@@ -182,14 +185,14 @@ def test_sigterm_ends_the_server_and_its_worker_processes(server):  # last: it s
 
 def test_cpu_only_quantization_on_a_gpu_is_refused_in_one_line_before_anything_starts(tmp_path):
     from src.errors import UserError
-    from src.quantize import CHOICES
+    from src.quantize import choices
     from src.serve import arguments, main
 
     for how in ("int8", "openvino-bf16"):
-        with pytest.raises(UserError, match=f"--quantize {how} runs on the CPU, not on cuda; fix: --accelerator cpu"):
+        with pytest.raises(UserError, match=f"quantize '{how}' runs on the CPU, not on cuda; fix: leave quantize out"):
             main([str(tmp_path), "--accelerator", "cuda", "--quantize", how])
-    # serve lists the choices itself (it does not import torch): the same as src/quantize.py's
-    assert next(a.choices for a in arguments()._actions if a.dest == "quantize") == list(CHOICES)
+    # serve's choices are the registry's (read without importing torch)
+    assert f"{{{','.join(choices())}}}" in arguments().format_usage()
 
 
 def test_bf16_where_the_cpu_emulates_it_is_refused_before_the_server_starts(run_and_expected, monkeypatch):
@@ -224,3 +227,35 @@ def test_serve_options_are_not_abbreviated(tmp_path):
 
     with pytest.raises(UserError, match=r"unrecognized arguments: --workers 2; fix: did you mean --workers_per_device"):
         main([str(tmp_path), "--workers", "2"])
+
+
+def test_a_busy_port_is_one_line_before_the_model_loads(run_and_expected):
+    run, _ = run_and_expected
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "src", "serve", str(run), "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+        seconds = time.perf_counter() - start
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: --port {port}: 127.0.0.1:{port} cannot be listened on (Address already in "
+                                  "use); fix: --port N, or stop the process on it")
+    assert seconds < 10  # the model would take longer: about 2 s here, the imports of the server
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["serve", "run", "--prot", "8002"],
+     "unrecognized arguments: --prot 8002; fix: did you mean --port? see python -m src serve --help"),
+    (["serve", "run", "--port", "abc"],
+     "argument --port: invalid int value: 'abc'; fix: see python -m src serve --help"),
+    (["study", "run"], "the following arguments are required: --config; fix: see python -m src study run --help"),
+])
+def test_argparse_mistakes_are_one_line(argv, message, capsys):
+    from tests.conftest import entry
+
+    with pytest.raises(SystemExit) as exit_:
+        entry(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == f"error: {message}\n"

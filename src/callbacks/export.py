@@ -65,9 +65,20 @@ class HFExport(Callback):
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "training_run.json").write_text(json.dumps(run, indent=2, default=str))
+        readable_by_others(tmp)
         shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)
         rank_zero_info(f"exported a Hugging Face folder to {path}")
+
+
+def readable_by_others(folder: Path) -> None:
+    """Files as the umask makes any other output (0644 under the usual 022): safetensors writes its weights 0600, which
+    a serving container running as another user could not read."""
+    umask = os.umask(0)
+    os.umask(umask)  # reading the umask means setting it: put it straight back
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def _described(obj, hparams: dict) -> dict:

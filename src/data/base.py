@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 import time
 from pathlib import Path
@@ -67,8 +68,10 @@ class ReviewDataModule(L.LightningDataModule):
             val_size: validation split held out of train: a fraction (< 1) or a number of reviews.
             test_split: the split `test` evaluates; `validation` for sources without a test split.
             limit_train: use only this many training reviews (after shuffling), for quick runs.
-            limit_val: use only this many validation reviews.
-            limit_test: use only this many test reviews.
+            limit_val: use only this many validation reviews (the first of the seeded validation split: a random
+                sample).
+            limit_test: use only this many test reviews: a class-balanced sample drawn with `seed` (the same reviews
+                for the same seed), never the first of a split sorted by label.
             predict_file: text file with one input per line, for `predict`; blank lines are skipped, and a
                 prediction's `id` is its line's number (0-based, counted after any `predict_texts`).
             predict_texts: inputs for `predict`, given in the config.
@@ -260,7 +263,7 @@ class ReviewDataModule(L.LightningDataModule):
             if stage == "test" and hp.test_split == "validation":
                 self.splits["test"] = self.eval_set(take(parts["test"], hp.limit_test))
         if stage == "test" and hp.test_split != "validation":
-            self.splits["test"] = self.eval_set(take(tokenized[hp.test_split], hp.limit_test))
+            self.splits["test"] = self.eval_set(take_balanced(tokenized[hp.test_split], hp.limit_test, hp.seed, "test"))
 
     def _predict_dataset(self) -> datasets.Dataset:
         hp = self.hparams
@@ -343,4 +346,37 @@ def held_out_split(reviews: datasets.Dataset, val_size: float, seed: int) -> dat
 
 
 def take(ds: datasets.Dataset, n: int | None) -> datasets.Dataset:
+    """The first `n` rows (all for None): only for a split already in a seeded random order."""
     return ds.select(range(min(n, len(ds)))) if n is not None else ds
+
+
+def balanced_sample(labels: list[int], n: int, num_labels: int, seed: int) -> list[int]:
+    """Sorted indices of a seeded sample of `n` rows, `n // num_labels` of each class (one more for the first
+    `n % num_labels` classes)."""
+    rng = random.Random(seed)
+    chosen = []
+    for c in range(num_labels):
+        rows = [i for i, y in enumerate(labels) if y == c]
+        want = n // num_labels + (c < n % num_labels)
+        if want > len(rows):
+            raise UserError(f"a class-balanced sample of {n} needs {want} reviews of class {c}, there are "
+                            f"{len(rows)}; fix: lower the number (data.label_budget, eval_size, k)")
+        chosen += rng.sample(rows, want)
+    return sorted(chosen)
+
+
+def take_balanced(ds: datasets.Dataset, n: int | None, seed: int, split: str) -> datasets.Dataset:
+    """A seeded, class-balanced sample of `n` rows (all for None), in the split's order: a split as published is
+    often sorted by label (IMDB's test split: 6,250 negative reviews first), so its first `n` rows would be of one
+    class."""
+    if n is None or n >= len(ds):
+        return ds
+    labels = ds["label"]
+    classes = len(set(labels))
+    try:
+        return ds.select(balanced_sample(labels, n, classes, seed))
+    except UserError:
+        each = -(-n // classes)
+        raise UserError(f"data.limit_{split} {n}: a class-balanced sample of the {split} split needs {each} reviews "
+                        f"of each of its {classes} classes, and one class has fewer; fix: a smaller "
+                        f"--data.limit_{split}") from None

@@ -15,7 +15,7 @@ from typing import Literal
 
 import datasets
 
-from src.data.base import held_out_split
+from src.data.base import balanced_sample, held_out_split  # noqa: F401 (balanced_sample: re-exported)
 from src.data.sources import default_source, load_source
 from src.errors import UserError
 
@@ -26,21 +26,6 @@ EvalSplit = Literal["test", "validation"]
 class Reviews:
     texts: list[str]
     labels: list[int]
-
-
-def balanced_sample(labels: list[int], n: int, num_labels: int, seed: int) -> list[int]:
-    """Sorted indices of a seeded sample of `n` rows, `n // num_labels` of each class (one more for the first
-    `n % num_labels` classes)."""
-    rng = random.Random(seed)
-    chosen = []
-    for c in range(num_labels):
-        rows = [i for i, y in enumerate(labels) if y == c]
-        want = n // num_labels + (c < n % num_labels)
-        if want > len(rows):
-            raise UserError(f"a class-balanced sample of {n} needs {want} reviews of class {c}, there are "
-                            f"{len(rows)}; fix: lower the number (data.label_budget, eval_size, k)")
-        chosen += rng.sample(rows, want)
-    return sorted(chosen)
 
 
 def training_pool(source: str | None, val_size: int | float, split_seed: int) -> datasets.Dataset:

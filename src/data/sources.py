@@ -15,10 +15,10 @@ import datasets
 
 from src.errors import UserError, reason
 from src.hub import require_hub
+from src.precheck import HUB_ID, check_source
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MIRROR = PROJECT_ROOT.parent / "shared" / "data" / "imdb"
-HUB_ID = "stanfordnlp/imdb"
 SPLITS = ("train", "test", "unsupervised")
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
@@ -58,13 +58,7 @@ def load_source(source: str) -> tuple[datasets.DatasetDict, str]:
             )
         dd = datasets.DatasetDict({s: _load_file(f) for s, f in files.items()})
         return dd, _fingerprint_files(path, "*.*")
-    # A hub id is `name` or `owner/name`; anything else that names no folder here is a path that does not exist.
-    looks_like_path = (source.startswith((".", "/", "~")) or source.endswith(("/", "\\")) or source.count("/") > 1
-                       or "\\" in source or path.suffix in FORMATS)
-    if looks_like_path:
-        raise UserError(
-            f"data folder {source!r} not found: fix data.source (a folder, or a hub id such as {HUB_ID})"
-        )
+    check_source(source)  # anything else that names no folder here is a path that does not exist
     require_hub(source, "dataset", "data source", f"set data.source to a local folder such as {LOCAL_MIRROR}")
     try:
         return datasets.load_dataset(source), source
