@@ -12,14 +12,14 @@ To run: .venv/bin/python benchmarks/eval_overhead.py   (writes outputs/bench/eva
 """
 
 import argparse
-import contextlib
-import io
+import itertools
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
-from step_overhead import LENGTH, now, report, tiny_model  # benchmarks/step_overhead.py, beside this script
+from step_overhead import LENGTH, now, quietly, report, tiny_model  # benchmarks/step_overhead.py, beside this script
+from timing import alternate_results  # benchmarks/timing.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -132,16 +132,16 @@ def main() -> None:
            "trainer": lambda i: trainer(model_dir, reviews, tmp / f"trainer{i}"),
            "fit": lambda i: fit(model_dir, tmp / f"fit{i}", tmp / "cache", args.reviews)}
     batches = -(-len(reviews) // BATCH)
+    rounds = itertools.count()  # each call evaluates in a fresh folder
+    _, noted = alternate_results({arm: lambda arm=arm: quietly(run[arm], next(rounds)) for arm in args.arms},
+                                 args.rounds)
     per_batch = ({arm: [] for arm in args.arms}, {arm: [] for arm in args.arms})  # wall, CPU
-    for r in range(args.rounds + 1):  # round 0 warms up (imports, caches) and is dropped
-        for arm in args.arms:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                starts = run[arm](r)
+    for arm, calls in noted.items():
+        for starts in calls:
             if len(starts) != batches:
                 raise SystemExit(f"error: {arm} timed {len(starts)} batches, not {batches}")
-            if r:
-                for clock in (0, 1):
-                    per_batch[clock][arm].append((starts[-1][clock] - starts[SKIP][clock]) / (batches - 1 - SKIP))
+            for clock in (0, 1):
+                per_batch[clock][arm].append((starts[-1][clock] - starts[SKIP][clock]) / (batches - 1 - SKIP))
     result = {"command": " ".join(["python", "benchmarks/eval_overhead.py", *sys.argv[1:]]), "reviews": len(reviews),
               "batch": BATCH, "max_length": LENGTH, "torch": torch.__version__,
               "threads": torch.get_num_threads()}

@@ -1,6 +1,6 @@
 """CPU inference: this project's predict path (`src.api.load(...).predict`: length-sorted batches, dynamic padding,
 head+tail truncation) against `transformers.pipeline("text-classification")` in its documented batched use, on the
-same test reviews, side by side (arms alternated in every round, medians of the rounds, one warm-up call each).
+same test reviews, side by side (arms alternated in every round, medians of the rounds, one warm-up round).
 The predict path's arms: fp32, bf16 (autocast, and weights cast to bf16; CPUs with native bf16 only), dynamic int8
 (`quantize="int8"`), OpenVINO (fp32 behind the same batches; bf16 where the CPU has it natively, as
 `quantize="openvino-bf16"`: src/openvino_model.py), and what else the field uses, behind the same batches:
@@ -21,11 +21,11 @@ import json
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from timing import alternate_results  # benchmarks/timing.py, beside this script
 from torch import nn
 from transformers import pipeline
 
@@ -177,14 +177,9 @@ def main() -> None:
             skipped["ONNX Runtime"] = (f"not installed ({err.name}): pip install -r "
                                        "benchmarks/requirements-inference.txt")
 
-    for run in arms.values():
-        run(texts[:64])  # warm-up: compilation, runtime start-up, first-call allocations
-    seconds, outputs = {arm: [] for arm in arms}, {}
-    for _ in range(args.rounds):
-        for arm, run in arms.items():
-            start = time.perf_counter()
-            outputs[arm] = [row["label"] for row in run(texts)]
-            seconds[arm].append(time.perf_counter() - start)
+    seconds, labelled = alternate_results({arm: lambda run=run: [row["label"] for row in run(texts)]
+                                           for arm, run in arms.items()}, args.rounds)
+    outputs = {arm: rows[-1] for arm, rows in labelled.items()}
     base, reference = next(iter(arms)), "predict (fp32)"
     rows = []
     for arm in arms:

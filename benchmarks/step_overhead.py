@@ -20,6 +20,7 @@ To run: .venv/bin/python benchmarks/step_overhead.py   (writes outputs/bench/ste
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import statistics
 import sys
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from timing import alternate_results  # benchmarks/timing.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -172,6 +174,12 @@ def report(times: tuple[dict, dict], unit: str, result: dict, out: Path) -> None
     print("->", out)
 
 
+def quietly(call, *args):
+    """`call(*args)` with its output dropped (progress bars, summaries): what it returns."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return call(*args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="S: each arm trains 2S steps, timed over the last S")
@@ -188,16 +196,16 @@ def main() -> None:
            "trainer": lambda s, i: trainer(model_dir, train, s, tmp / f"trainer{i}"),
            "trainer_ckpt": lambda s, i: trainer(model_dir, train, s, tmp / f"trainer_ckpt{i}", save_steps=50),
            "fit": lambda s, i: fit(model_dir, s, tmp / f"fit{i}", tmp / "cache", n)}
+    rounds = itertools.count()  # each call trains in a fresh folder
+    _, noted = alternate_results({arm: lambda arm=arm: quietly(run[arm], 2 * args.steps, next(rounds))
+                                  for arm in args.arms}, args.rounds)
     per_step = ({arm: [] for arm in args.arms}, {arm: [] for arm in args.arms})  # wall, CPU
-    for r in range(args.rounds + 1):  # round 0 warms up (imports, caches) and is dropped
-        for arm in args.arms:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                starts = run[arm](2 * args.steps, r)
+    for arm, calls in noted.items():
+        for starts in calls:
             if len(starts) != 2 * args.steps + 1:
                 raise SystemExit(f"error: {arm} timed {len(starts) - 1} steps, not {2 * args.steps}")
-            if r:
-                for clock in (0, 1):
-                    per_step[clock][arm].append((starts[-1][clock] - starts[args.steps][clock]) / args.steps)
+            for clock in (0, 1):
+                per_step[clock][arm].append((starts[-1][clock] - starts[args.steps][clock]) / args.steps)
     result = {"steps": args.steps, "batch": BATCH, "max_length": LENGTH, "torch": torch.__version__,
               "threads": torch.get_num_threads()}
     report(per_step, "step", result, OUT)

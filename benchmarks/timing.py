@@ -1,7 +1,8 @@
 """Side-by-side timing for the benchmark scripts: arms alternated round by round (the machine is shared and
 noisy, so each round sees the same conditions for every arm), medians, ratios, and a JSON file of the results.
 
-To run: imported by benchmarks/mlm_head.py and benchmarks/train_step.py.
+To run: imported by the benchmark scripts (inference.py, in_context.py, train_step.py, mlm_head.py, step_overhead.py,
+eval_overhead.py): `from timing import alternate`.
 """
 
 import json
@@ -11,16 +12,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def alternate(arms: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+def alternate(arms: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
     """Seconds per call of each arm over `repeats` rounds; a first round warms up and is dropped."""
-    times = {arm: [] for arm in arms}
+    return alternate_results(arms, repeats)[0]
+
+
+def alternate_results(arms: dict[str, Callable[[], object]],
+                      repeats: int) -> tuple[dict[str, list[float]], dict[str, list[object]]]:
+    """Each arm called once a round, in turn, for `repeats` rounds after a warm-up round (dropped: imports, caches,
+    compilation): the seconds of each call, and what each call returned (an arm's predictions, the times it noted
+    itself)."""
+    times, results = {arm: [] for arm in arms}, {arm: [] for arm in arms}
     for i in range(repeats + 1):
-        for arm, step in arms.items():
+        for arm, call in arms.items():
             start = time.perf_counter()
-            step()
+            value = call()
             if i:
                 times[arm].append(time.perf_counter() - start)
-    return times
+                results[arm].append(value)
+    return times, results
 
 
 def write(out: str, times: dict[str, list[float]], base: str, **context) -> dict:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+from transformers.utils import logging as transformers_logging
 
 from src.errors import UserError
 
@@ -39,9 +40,16 @@ class OpenVINOClassifier(nn.Module):
         check_classifier(model)
         self.config = model.config
         example = {name: torch.ones(2, 16, dtype=torch.long) for name in INPUTS}  # shapes stay dynamic
-        with warnings.catch_warnings(), torch.no_grad():  # tracing warns of shape-dependent Python branches
-            warnings.simplefilter("ignore")
-            converted = ov.convert_model(model.eval(), example_input=example)
+        # Tracing warns of shape-dependent Python branches, and reads every property of the model: transformers then
+        # says which loss it would train with (a stray `ForCausalLMLoss` line for a classifier): no user concern.
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                converted = ov.convert_model(model.eval(), example_input=example)
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         # Precision said explicitly: OpenVINO's default is bf16 only on some CPUs (AMX).
         self.compiled = ov.Core().compile_model(converted, "CPU", {
             "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",

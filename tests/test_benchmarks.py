@@ -56,6 +56,7 @@ def test_doc_keeps_what_is_around_the_table(bench):
 
 
 def test_the_inference_table_names_every_arm_and_why_one_was_skipped(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend("benchmarks")  # its `from timing import ...`, as when run as a script
     spec = importlib.util.spec_from_file_location("inference", Path("benchmarks/inference.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -86,3 +87,16 @@ def test_host_reads_counts_each_read_back_of_a_tensor_with_its_site(monkeypatch)
     assert sum(waits.counts.values()) == 4
     assert all(kind == "read" and where.startswith("test_benchmarks.py:") for kind, where in waits.counts)
     assert torch.Tensor.tolist is tolist  # put back
+
+
+def test_arms_alternate_round_by_round_and_the_warm_up_round_is_dropped(monkeypatch):
+    """The one timing loop of the benchmarks: each round calls every arm once, in turn; round 0 is not kept."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from timing import alternate, alternate_results
+
+    calls = []
+    arms = {"a": lambda: calls.append("a") or len(calls), "b": lambda: calls.append("b") or len(calls)}
+    times, results = alternate_results(arms, 2)
+    assert calls == ["a", "b"] * 3  # alternated, a warm-up round and two timed ones
+    assert results == {"a": [3, 5], "b": [4, 6]} and [len(t) for t in times.values()] == [2, 2]
+    assert all(t >= 0 for t in alternate({"c": lambda: None}, 3)["c"])

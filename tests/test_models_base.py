@@ -54,6 +54,14 @@ def test_fit_trains_in_train_mode_although_from_pretrained_returns_eval_mode(tin
     assert probe.training  # dropout is on while training
 
 
-def test_default_export_hook_exports_the_model(tiny_bert):
-    module = SequenceClassifier(tiny_bert)
-    assert module.export_model() is module.model
+def test_an_export_rebuilds_the_module_from_its_folder(tiny_bert, tmp_path):
+    """What HFExport saves (export_model) and the settings it writes beside it (export_hparams) build the same
+    module again around the saved folder: the same classes, the same outputs."""
+    module = SequenceClassifier(tiny_bert, label_names=["bad", "good"]).eval()
+    module.export_model().save_pretrained(tmp_path)
+    module.tokenizer.save_pretrained(tmp_path)
+    hparams = module.export_hparams()
+    assert hparams["label_names"] == ["bad", "good"] and not [k for k in hparams if k.startswith("_")]
+    again = SequenceClassifier(**{**hparams, "model_name": str(tmp_path)}).eval()
+    ids = torch.tensor([[101, 2204, 2143, 102]])
+    assert torch.equal(again.model(input_ids=ids).logits, module.model(input_ids=ids).logits)
