@@ -6,6 +6,7 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 
 import argparse
 import functools
+import importlib.util
 import logging
 import re
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -100,6 +102,7 @@ class CLI(LightningCLI):
             # Restoring a fit's checkpoint into an evaluation, Lightning compares the checkpoint callbacks' folder
             # with the one this run would save into, and warns about a folder that is never made: nothing saves here.
             warnings.filterwarnings("ignore", message="The dirpath has changed from")
+        _budget_progress_bar(trainer)
         on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
         if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_has_fast_bf16():
             # Measured on an AVX2-only CPU: a bf16-autocast MiniLM step took 14x as long as fp32 (train_step.py).
@@ -108,6 +111,18 @@ class CLI(LightningCLI):
                 "fp32, so this run uses 32-true (GPUs and bf16 CPUs keep the configured precision)"
             )
             trainer.precision = "32-true"
+
+
+def _budget_progress_bar(trainer) -> None:
+    """A time-budgeted fit on a terminal gets the bar that shows its budget ("12:31 of 45:00") where Lightning's rich
+    bar would read "Epoch 1/-2" (its epoch count against `max_epochs: -1`); a configured bar is left alone."""
+    callbacks = [c for c in trainer.get("callbacks") or [] if hasattr(c, "get")]
+    paths = [str(c.get("class_path", "")) for c in callbacks]
+    if trainer.get("enable_progress_bar") is False or not any(p.endswith(".TimeBudget") for p in paths):
+        return
+    if not any("ProgressBar" in p for p in paths) and importlib.util.find_spec("rich") is not None:
+        trainer.callbacks = [*(trainer.get("callbacks") or []),
+                             Namespace(class_path="src.callbacks.BudgetProgressBar", init_args=Namespace())]
 
 
 def _logger_init_args(trainer):

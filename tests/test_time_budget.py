@@ -2,6 +2,8 @@
 time spent, training goes around the reviews as often as the budget allows, and the final validation fits inside it;
 a resume keeps the time already spent."""
 
+import re
+
 import lightning as L
 import pytest
 
@@ -100,3 +102,32 @@ def test_a_resumed_budget_keeps_the_time_already_spent():
 def test_a_budget_that_cannot_be_spent_is_refused(kwargs, problem):
     with pytest.raises(UserError, match=problem):
         TimeBudget(**kwargs)
+
+
+class BarProbe(L.Callback):
+    """What the progress bar's training line says after each step."""
+
+    def __init__(self, bar):
+        self.bar, self.said = bar, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.said.append(self.bar.progress.tasks[self.bar.train_progress_bar_id].description)
+
+
+def test_a_budgeted_fit_on_a_terminal_shows_the_budget_not_a_negative_epoch_count(tiny_bert, imdb_dir, tmp_path):
+    from src.callbacks import BudgetProgressBar
+    from src.callbacks.progress import budget_description
+
+    assert budget_description(1, 751, 2700) == "Epoch 1 · 12:31 of 45:00"
+    cli = main([*tiny_args(tiny_bert, imdb_dir, tmp_path, trainer__max_epochs="-1", trainer__max_steps="3"),
+                "--trainer.enable_progress_bar", "true",
+                "--trainer.callbacks+=src.callbacks.TimeBudget", "--trainer.callbacks.init_args.minutes", "4"],
+               run=False)
+    (bar,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, BudgetProgressBar)]  # in place of Lightning's bar
+    probe = BarProbe(bar)
+    cli.trainer.callbacks.append(probe)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert len(probe.said) == 3 and all(re.fullmatch(r"Epoch 0 · 0:0\d of 4:00", said) for said in probe.said)
+    plain = main([*tiny_args(tiny_bert, imdb_dir, tmp_path / "plain"), "--trainer.enable_progress_bar", "true"],
+                 run=False)
+    assert not [cb for cb in plain.trainer.callbacks if isinstance(cb, BudgetProgressBar)]  # no budget: Lightning's

@@ -2,7 +2,7 @@
 
 - checkpointing.py: the resume checkpoint (steps, epoch ends, SIGTERM; RNG state), the non-finite-loss stop
 - throughput.py: samples/s, tokens/s, TFLOP/s and MFU
-- progress.py: progress as plain lines in a log file
+- progress.py: progress as plain lines in a log file; a time-budgeted fit's bar that shows the budget
 - reports.py: confusion matrix, precision-recall curve, worst mistakes, generation samples in TensorBoard
 - predictions.py: predictions written to the run folder
 - export.py: Hugging Face folders after fit
@@ -16,7 +16,7 @@ To run: python -m src fit --config configs/bert_imdb.yaml
 from src.callbacks.checkpointing import ResumeCheckpoint, StopOnNonFiniteLoss
 from src.callbacks.export import HFExport
 from src.callbacks.predictions import PredictionWriter
-from src.callbacks.progress import ProgressLines
+from src.callbacks.progress import BudgetProgressBar, ProgressLines
 from src.callbacks.quantize import DynamicInt8, Quantize
 from src.callbacks.reports import ClassificationReport, GenerationSample
 from src.callbacks.summary import ModelTable, RunSummary
@@ -24,5 +24,5 @@ from src.callbacks.throughput import Throughput
 from src.callbacks.time_budget import TimeBudget
 
 __all__ = ["ResumeCheckpoint", "StopOnNonFiniteLoss", "HFExport", "PredictionWriter", "ClassificationReport",
-           "GenerationSample", "ModelTable", "ProgressLines", "RunSummary", "Throughput", "TimeBudget", "DynamicInt8",
-           "Quantize"]
+           "GenerationSample", "ModelTable", "ProgressLines", "BudgetProgressBar", "RunSummary", "Throughput",
+           "TimeBudget", "DynamicInt8", "Quantize"]

@@ -1,5 +1,6 @@
 """Progress as plain lines when the output is not a terminal (a log file, CI): Lightning's progress bar redraws
-one line in place, which a file only receives at the end.
+one line in place, which a file only receives at the end. On a terminal, a time-budgeted fit's bar shows the budget
+(`BudgetProgressBar`).
 
 To run: on in every fit (src/cli.py adds it): python -m src fit --config configs/bert_imdb.yaml > fit.log 2>&1
 """
@@ -9,7 +10,7 @@ import sys
 import time
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 
 from src.callbacks.time_budget import TimeBudget
 
@@ -69,3 +70,35 @@ class ProgressLines(Callback):
             metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items())
                                 if k.startswith("val/"))
             print(f"validation at step {trainer.global_step}: {metrics}", flush=True)
+
+
+class BudgetProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, which counts epochs against `max_epochs`: a fit that a `TimeBudget` ends has
+    `max_epochs: -1` and read "Epoch 1/-2". With a budget, the bar names the budget's progress instead
+    ("Epoch 1 · 12:31 of 45:00"); without one it is Lightning's. The CLI uses it where Lightning would use its rich
+    bar."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self._describe_budget(trainer)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._describe_budget(trainer)
+
+    def _describe_budget(self, trainer: L.Trainer) -> None:
+        budget = next((c for c in trainer.callbacks if isinstance(c, TimeBudget)), None)
+        if budget is None or self.progress is None or self.train_progress_bar_id is None:
+            return
+        self.progress.update(self.train_progress_bar_id, description=budget_description(
+            trainer.current_epoch, budget.elapsed(), budget.budget))
+
+
+def budget_description(epoch: int, elapsed: float, budget: float) -> str:
+    """"Epoch 1 · 12:31 of 45:00": the epoch (passes over the data, as many as the budget allows) and the time."""
+
+    def minutes(seconds: float) -> str:
+        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+    return f"Epoch {epoch} · {minutes(min(elapsed, budget))} of {minutes(budget)}"
