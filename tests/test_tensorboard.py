@@ -68,8 +68,14 @@ def test_images_tables_and_hparams_over_http(board):
     experiment = json.loads(urllib.request.urlopen(request, timeout=10).read())
     names = {h["name"] for h in experiment["hparamInfos"]}
     metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
-    assert {"model/learning_rate", "data/batch_size"} <= names
-    assert {"final/val/acc", "best/val/acc"} <= metrics
+    assert [h["name"] for h in experiment["hparamInfos"]][:2] != ["_class_path", "_instantiator"]
+    assert {"learning_rate", "batch_size", "max_length", "labelled_reviews", "steps", "precision"} <= names
+    assert not [n for n in names if n.startswith("_") or "cache_dir" in n]  # what a user compares, nothing else
+    assert {"val/acc", "val/best_acc"} <= metrics
+    (tags,) = get(f"{board}/data/plugin/scalars/tags").values()
+    assert not [tag for tag in tags if tag.startswith(("best/", "final/"))]  # no lone points at step 0
+    (best,) = get(f"{board}/data/plugin/scalars/scalars?run=.&tag=val/best_acc")
+    assert best[1] > 0  # at the last step, beside the val/acc curve
 
 
 def test_one_image_per_validation(run_dir):

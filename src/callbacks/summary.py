@@ -11,12 +11,43 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelSummary
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_summary import get_formatted_model_size, get_human_readable_count
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from src.callbacks.checkpointing import last_checkpoint
 from src.callbacks.export import HFExport
+
+
+def compared_settings(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, object]:
+    """The settings runs are compared by, HPARAMS' columns: learning rate, batch, max length, labelled reviews,
+    steps, precision, model, seed (the whole recipe is the run's config.yaml)."""
+    model = dict(pl_module.hparams)
+    data = dict(trainer.datamodule.hparams) if trainer.datamodule is not None else {}
+    train = getattr(trainer.datamodule, "splits", {}).get("train")
+    settings = {"learning_rate": model.get("learning_rate"), "batch_size": data.get("batch_size"),
+                "max_length": data.get("max_length", data.get("block_size")),
+                "labelled_reviews": len(train) if train is not None else None, "steps": trainer.global_step,
+                "precision": str(trainer.precision), "model": model.get("model_name"),
+                "seed": data.get("sample_seed", data.get("seed"))}
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in settings.items() if v is not None}
+
+
+def write_hparams(trainer: L.Trainer, pl_module: L.LightningModule, best) -> None:
+    """HPARAMS: the compared settings against the run's final validation metrics (the last values of its `val/*`
+    curves) and its best monitored value, logged at the last step as `val/best_<name>` beside its curve (not at step
+    0 under a tag of its own, alone on an empty axis)."""
+    writer, step = trainer.logger.experiment, trainer.global_step
+    metrics = [k for k in trainer.callback_metrics if k.startswith("val/")]
+    if getattr(best, "best_model_score", None) is not None and str(best.monitor).startswith("val/"):
+        tag = f"val/best_{best.monitor.removeprefix('val/')}"
+        writer.add_scalar(tag, float(best.best_model_score), step)
+        metrics.append(tag)
+    for summary in hparams_summary(compared_settings(trainer, pl_module), dict.fromkeys(metrics, 0.0)):
+        writer.file_writer.add_summary(summary)  # the metrics' values are read from their curves
+    writer.flush()
 
 
 class RunSummary(Callback):
@@ -25,15 +56,8 @@ class RunSummary(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         best = trainer.checkpoint_callback
-        metrics = {f"final/{k}": float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        if getattr(best, "best_model_score", None) is not None and best.monitor:
-            metrics[f"best/{best.monitor}"] = float(best.best_model_score)
-        if trainer.logger is not None:
-            params = {f"model/{k}": v for k, v in pl_module.hparams.items()}
-            if trainer.datamodule is not None:
-                params |= {f"data/{k}": v for k, v in trainer.datamodule.hparams.items()}
-            params = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
-            trainer.logger.log_hyperparams(params, metrics)
+        if isinstance(trainer.logger, TensorBoardLogger) and trainer.is_global_zero:
+            write_hparams(trainer, pl_module, best)
         # trainer.log_dir is a collective call under DDP: every process asks, only rank 0 prints.
         log_dir = trainer.log_dir
         exports = [cb.root(trainer) for cb in trainer.callbacks if isinstance(cb, HFExport)]
