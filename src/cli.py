@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from transformers.utils import logging as transformers_logging
 
-from src.callbacks import ModelTable, ProgressLines, Quantize, RunSummary, StopOnNonFiniteLoss, Throughput
+from src.callbacks import ModelTable, Overview, ProgressLines, Quantize, RunSummary, StopOnNonFiniteLoss, Throughput
 from src.data import ReviewDataModule
 from src.errors import Stopped, UserError, reason
 from src.hardware import cpu_has_fast_bf16
@@ -44,6 +44,7 @@ class CLI(LightningCLI):
         # final metrics in TensorBoard).
         parser.add_lightning_class_args(StopOnNonFiniteLoss, "stop_on_non_finite_loss")
         parser.add_lightning_class_args(Throughput, "throughput")
+        parser.add_lightning_class_args(Overview, "overview")  # TensorBoard's first screen: loss, accuracy, lr
         parser.add_lightning_class_args(ProgressLines, "progress_lines")
         parser.add_lightning_class_args(RunSummary, "run_summary")
         parser.add_lightning_class_args(ModelTable, "model_table")  # in place of Lightning's (its FLOPs column read 0)

@@ -105,3 +105,14 @@ def test_only_the_entry_point_turns_errors_into_exits():
         assert "src.__main__" not in modules, path
         calls = [ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)]
         assert not [c for c in calls if c in ("sys.exit", "exit", "SystemExit", "os._exit")], path
+
+
+def test_a_missing_data_folder_is_refused_alone_before_torch_is_imported():
+    """The error comes alone (nothing printed before it) and the process never imports torch or builds the model."""
+    probe = ("import sys, runpy; sys.argv = ['src', 'fit', '--config', 'configs/bert_imdb.yaml', '--data.source', "
+             "'/no/such/folder']\ntry:\n    runpy.run_module('src', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    print('torch' in sys.modules, e.code)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "2"], done.stdout
+    assert done.stderr == ("error: data folder '/no/such/folder' not found: fix data.source (a folder, or a hub id "
+                           "such as stanfordnlp/imdb)\n")
