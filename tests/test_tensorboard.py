@@ -1,11 +1,15 @@
 """TensorBoard, as a user opens it: served on loopback against a finished tiny run, read through its HTTP API."""
 
 import json
+import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,9 @@ from src.cli import main
 from tests.conftest import tiny_args
 
 pytestmark = pytest.mark.slow  # starts processes
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 @pytest.fixture(scope="module")
@@ -28,23 +35,29 @@ def get(url: str):
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def board(run_dir):
+def serve(logdir) -> tuple[subprocess.Popen, str]:
+    """TensorBoard on a free loopback port, once it answers."""
     with socket.socket() as s:  # a free port on loopback
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir), "--host", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
                              "--port", str(port), "--load_fast", "false"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if get(f"{url}/data/plugin/scalars/tags"):
+                break
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def board(run_dir):
+    proc, url = serve(run_dir)
     try:
-        for _ in range(120):
-            try:
-                if get(f"{url}/data/plugin/scalars/tags"):
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
@@ -105,3 +118,36 @@ def test_flops_per_token_between_weights_and_attention_bounds(run_dir):
     for f, t in zip(tflops, tokens):
         per_token = f.value * 1e12 / t.value
         assert 6 * weights < per_token < 6 * weights + 12 * 2 * 32 * 256  # attention adds up to 12 * L * d * 256
+
+
+def chromium(*args: str) -> str:
+    """Headless Chromium's output (`--dump-dom`: the page as rendered, scripts run)."""
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--run-all-compositor-stages-before-draw", "--window-size=1600,1100",
+                           "--virtual-time-budget=40000", *args],
+                          capture_output=True, text=True, timeout=180)
+    return done.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium): the first screen is "
+                    "read in a real browser")
+def test_the_first_screen_is_loss_accuracy_and_learning_rate_in_a_real_browser(run_dir, tmp_path):
+    """What a user sees on opening the run (TIME SERIES): the Overview group first, its cards in the story's order.
+    The screenshots (SCALARS, whose SVG charts headless Chromium draws every time; HPARAMS; IMAGES) go to
+    $TENSORBOARD_SHOTS: docs/make_figures.sh points it at docs/, and $TENSORBOARD_RUN at a real run."""
+    run = Path(os.environ.get("TENSORBOARD_RUN", run_dir))
+    proc, url = serve(run)
+    try:
+        dom = chromium("--dump-dom", f"{url}/?forceSvg=true")  # SVG lines: headless Chromium has no WebGL
+        groups = re.findall(r'class="group-title" title="([^"]+)"', dom)
+        assert groups[:1] == ["Overview"], groups
+        cards = re.findall(r'title="(Overview/[^"]+)"', dom)
+        assert cards[:4] == ["Overview/1 loss (training)", "Overview/1 loss (validation)",
+                             "Overview/2 accuracy (validation)", "Overview/3 learning rate"], cards
+        shots = Path(os.environ.get("TENSORBOARD_SHOTS", tmp_path))
+        for name, page in (("scalars", "#scalars"), ("hparams", "#hparams"), ("images", "#images")):
+            chromium(f"--screenshot={shots / f'tensorboard_{name}.png'}", f"{url}/{page}")
+            assert (shots / f"tensorboard_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

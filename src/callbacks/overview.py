@@ -28,7 +28,7 @@ class Overview(Callback):
         values = {f"{GROUP}/{TRAINING_LOSS}": float(outputs["loss"])}  # a host read on the logged steps only
         if trainer.optimizers:
             values[f"{GROUP}/{LEARNING_RATE}"] = trainer.optimizers[0].param_groups[0]["lr"]
-        trainer.logger.log_metrics(values, step)
+        trainer.logger.log_metrics(values, step - 1)  # at the step Lightning logs train/loss
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.logger is None or trainer.sanity_checking or trainer.state.fn != "fit":
@@ -38,4 +38,4 @@ class Overview(Callback):
         if "val/loss" in metrics:
             values[f"{GROUP}/{VALIDATION_LOSS}"] = float(metrics["val/loss"])
         if values:
-            trainer.logger.log_metrics(values, trainer.global_step)
+            trainer.logger.log_metrics(values, max(trainer.global_step - 1, 0))  # as Lightning logs val/*

@@ -5,6 +5,8 @@ The modules compute and log numbers only; what is drawn or written for a person 
 To run: python -m src fit --config configs/bert_imdb.yaml; tensorboard --logdir outputs (IMAGES and TEXT tabs)
 """
 
+import re
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -19,6 +21,15 @@ from torchmetrics.classification import (
 from transformers import GenerationConfig
 
 from src.models.metrics import class_scores
+
+
+def quoted(review: str, chars: int = 300) -> str:
+    """A review as a reader wrote it, for TensorBoard's Markdown: IMDB's `<br />` as spaces, Markdown and HTML
+    characters escaped (shown, never interpreted), cut at a word after `chars` characters with "…"."""
+    text = " ".join(re.sub(r"<br\s*/?>", " ", review).split())
+    if len(text) > chars:
+        text = text[:chars].rsplit(" ", 1)[0] + " …"
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>&])", r"\\\1", text)
 
 
 def _board(trainer: L.Trainer):
@@ -62,20 +73,22 @@ class ClassificationReport(Callback):
         # them at the report.
         truth = probs.gather(1, labels[:, None])[:, 0]
         p, rows = truth.topk(min(self.worst, len(truth)), largest=False)
+        # The batch's texts (host strings) stay whole: picking the few would read `rows` on the host every batch.
         self.mistakes.append((p, labels[rows], probs[rows].argmax(-1), batch["input_ids"][rows],
-                              batch["attention_mask"][rows]))
+                              batch["attention_mask"][rows], rows, batch.get("text")))
 
-    def worst_rows(self) -> list[tuple[float, int, int, list[int]]]:
+    def worst_rows(self, tokenizer=None) -> list[tuple[float, int, int, list[int] | str]]:
         """The epoch's `worst` reviews so far, lowest probability of the true class first: (p(truth), truth,
-        predicted, token ids)."""
+        predicted, the review as written where the batches carry it, else its token ids)."""
         if not self.mistakes:
             return []
         where = [(b, i) for b, kept in enumerate(self.mistakes) for i in range(len(kept[0]))]
         order = torch.cat([kept[0] for kept in self.mistakes]).argsort(stable=True)[: self.worst].tolist()
         rows = []
         for b, i in (where[j] for j in order):
-            p, truth, predicted, ids, mask = self.mistakes[b]
-            rows.append((float(p[i]), int(truth[i]), int(predicted[i]), ids[i][mask[i].bool()].tolist()))
+            p, truth, predicted, ids, mask, picked, texts = self.mistakes[b]
+            review = texts[int(picked[i])] if texts is not None else ids[i][mask[i].bool()].tolist()
+            rows.append((float(p[i]), int(truth[i]), int(predicted[i]), review))
         return rows
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -93,10 +106,11 @@ class ClassificationReport(Callback):
             ax.set_title(f"precision-recall curve ({self.thresholds} thresholds)")
             board.add_figure(f"{stage}/precision_recall", fig, step, close=True)
             plt.close("all")
-            rows = ["| p(truth) | truth | predicted | review |", "| --- | --- | --- | --- |"]
-            for p, truth, pred, ids in self.worst_rows():
-                text = pl_module.tokenizer.decode(ids, skip_special_tokens=True).replace("|", "/")[:400]
-                rows.append(f"| {p:.3f} | {names[truth]} | {names[pred]} | {text} |")
+            rows = []
+            for n, (p, truth, pred, review) in enumerate(self.worst_rows(), 1):
+                if not isinstance(review, str):  # token ids: a data module that keeps no text
+                    review = pl_module.tokenizer.decode(review, skip_special_tokens=True)
+                rows.append(f"{n}. **{names[truth]}**, predicted {names[pred]} (p = {p:.3f}): {quoted(review)}")
             board.add_text(f"{stage}/worst_predictions", "\n".join(rows), step)
 
     def _reset(self) -> None:

@@ -102,6 +102,8 @@ class ReviewDataModule(L.LightningDataModule):
 
     # ---- what a task defines ----
 
+    report_texts = False  # whether evaluation batches carry each review's original text (for reports of mistakes)
+
     def cache_settings(self) -> list:
         """The task's tokenization settings: part of the cache key."""
         raise NotImplementedError
@@ -252,6 +254,8 @@ class ReviewDataModule(L.LightningDataModule):
             self.splits["predict"] = self._predict_dataset()
             return
         tokenized = self._load_tokenized(self._needed(stage))
+        raw = load_source(self.source)[0] if self.report_texts and tokenized else None
+        held_out = lambda n: lambda split: take(held_out_split(split, hp.val_size, hp.seed)["test"], n)  # noqa: E731
         if "train" in tokenized:
             parts = held_out_split(tokenized["train"], hp.val_size, hp.seed)
             if stage in ("fit", None):  # validate/test: building the training set would be wasted work
@@ -259,11 +263,20 @@ class ReviewDataModule(L.LightningDataModule):
                 if not len(self.splits["train"]):  # else a fit of no steps, exported as if trained
                     raise UserError("the training set is empty (the data's limits, label budget or label filter leave "
                                     "no review); fix: raise data.limit_train or data.label_budget, or add soft labels")
-            self.splits["validation"] = self.eval_set(take(parts["test"], hp.limit_val))
+            self.splits["validation"] = self._evaluated(tokenized, raw, "train", held_out(hp.limit_val))
             if stage == "test" and hp.test_split == "validation":
-                self.splits["test"] = self.eval_set(take(parts["test"], hp.limit_test))
+                self.splits["test"] = self._evaluated(tokenized, raw, "train", held_out(hp.limit_test))
         if stage == "test" and hp.test_split != "validation":
-            self.splits["test"] = self.eval_set(take_balanced(tokenized[hp.test_split], hp.limit_test, hp.seed, "test"))
+            self.splits["test"] = self._evaluated(tokenized, raw, hp.test_split,
+                                                  lambda split: take_balanced(split, hp.limit_test, hp.seed, "test"))
+
+    def _evaluated(self, tokenized: dict, raw, split: str, pick) -> datasets.Dataset:
+        """The evaluated reviews `pick` chooses of a split; where the task reports reviews (`report_texts`), with their
+        original text beside them (tokenized rows keep the raw split's order, so `pick` chooses the same rows)."""
+        reviews = pick(tokenized[split])
+        if raw is not None:
+            reviews = reviews.add_column("text", pick(raw[split])["text"])
+        return self.eval_set(reviews)
 
     def _predict_dataset(self) -> datasets.Dataset:
         hp = self.hparams

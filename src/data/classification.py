@@ -25,6 +25,8 @@ from src.errors import UserError, check_ranges
 class ClassificationDataModule(ReviewDataModule):
     """Labelled reviews, one example each: `input_ids` and `labels`; `predict` reads reviews."""
 
+    report_texts = True  # the worst mistakes are shown as the reviews were written (src/callbacks/reports.py)
+
     def __init__(
         self,
         max_length: int = 256,
