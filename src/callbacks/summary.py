@@ -31,7 +31,7 @@ def compared_settings(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[
                 "max_length": data.get("max_length", data.get("block_size")),
                 "labelled_reviews": len(train) if train is not None else None, "steps": trainer.global_step,
                 "precision": str(trainer.precision), "model": model.get("model_name"),
-                "seed": data.get("sample_seed", data.get("seed"))}
+                "seed": data.get("sample_seed") if data.get("sample_seed") is not None else data.get("seed")}
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in settings.items() if v is not None}
 
 
