@@ -164,9 +164,9 @@ def test_every_prerequisite_a_run_reads_is_named_by_its_approach(path):
 
 
 def test_a_prerequisite_named_by_two_study_files_is_made_once(tmp_path):
-    """Two study files name the same teacher: the first study makes it; the second finds it made by the same
-    commands (the stamp beside it) and runs only its own runs."""
-    from src.studies.runner import prepare_with_inputs
+    """Two study files name the same teacher: `study run` of the first makes it; `study run` of the second finds it
+    made by the same commands (the stamp beside it) and goes on to its own runs (which fail here at once: no recipe)."""
+    from src.studies.main import study as study_command
 
     log, made = tmp_path / "teacher_runs.txt", tmp_path / "teacher_seed{seed}.txt"
     write = "import sys; open(sys.argv[1], 'a').write('x'); open(sys.argv[2], 'a').write('run\\n')"
@@ -174,12 +174,15 @@ def test_a_prerequisite_named_by_two_study_files_is_made_once(tmp_path):
     shared.write_text(yaml.safe_dump({"teacher": {"what": "a teacher", "path": str(made),
                                                   "commands": [["python", "-c", write, str(made), str(log)]]}}))
     for name in ("a", "b"):
-        study = load_study(study_file(tmp_path, name=name, prerequisites=str(shared), approaches=[
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(Path(study_file(tmp_path, name=name, seeds=[0], prerequisites=str(shared), approaches=[
             {"name": "student", "kind": "unlabelled", "config": [], "requires": "teacher",
-             "args": ["--data.init_args.soft_labels", str(made)]}]))
-        assert study.approach("student").requires.path == str(made)
-        assert prepare_with_inputs(study, study.approach("student"), 0, study.folder(), {}) is None
-    assert log.read_text() == "run\n" and (tmp_path / "teacher_seed0.txt").read_text() == "x"
+             "args": ["--data.init_args.soft_labels", str(made)]}])).read_text())
+        with pytest.raises(UserError, match="no successful run"):  # the report after the run: its run failed
+            study_command(["run", "--config", str(path), "--in_process"])
+        (row,) = read_rows(load_study(path))
+        assert row["status"] == "failed" and "prerequisite" not in row["error"]  # the run's own failure
+    assert log.read_text() == "run\n" and (tmp_path / "teacher_seed0.txt").read_text() == "x"  # made once, for both
     with pytest.raises(UserError, match="names the prerequisite 'teachr', which .* does not define; fix: one of"):
         load_study(study_file(tmp_path, prerequisites=str(shared), approaches=[
             {"name": "student", "config": [], "needs": ["teachr"]}]))
