@@ -26,6 +26,9 @@ from pathlib import Path
 from src.errors import UserError, reason
 
 TRIES = 2  # a worker that dies is tried once more
+# submitit configures the logging module when first imported (logging.config.dictConfig: the application's handlers
+# are shut down and its own bound to the sys.stdout of that moment); the study's logging stays the study's.
+os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
 
 
 @dataclass(frozen=True)
