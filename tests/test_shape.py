@@ -70,12 +70,16 @@ def test_python_m_src_help_lists_every_command_and_a_bad_one_is_one_line(capsys)
         assert f"\n  {name} " in shown.stdout and name in COMMANDS
     for argv, said in (([], "no command given"), (["studdy"], "unknown command 'studdy'"),
                        (["study", "report", "--config", "nowhere.yaml"],
-                        "study file nowhere.yaml does not exist; fix: pass one of configs/studies/*.yaml"),
-                       (["serve", "nowhere"], "nowhere is neither a checkpoint")):
+                        "study file nowhere.yaml does not exist; fix: pass one of configs/studies/*.yaml")):
         with pytest.raises(SystemExit) as exit_:
             entry(argv)
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith(f"error: {said}"), (argv, err)
+    # serve checks the run in a child process of its own (it keeps torch out of the server): a process here too
+    serve = subprocess.run([sys.executable, "-m", "src", "serve", "nowhere"], capture_output=True, text=True,
+                           timeout=120)
+    assert serve.returncode == 2 and serve.stderr.count("\n") == 1
+    assert serve.stderr.startswith("error: nowhere is neither a checkpoint")
 
 
 @pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "serve", "study", "prompts"])
