@@ -104,6 +104,7 @@ class CLI(LightningCLI):
             # with the one this run would save into, and warns about a folder that is never made: nothing saves here.
             warnings.filterwarnings("ignore", message="The dirpath has changed from")
         _budget_progress_bar(trainer)
+        _check_data_settings(config)
         on_cpu = trainer.accelerator == "cpu" or (trainer.accelerator == "auto" and not torch.cuda.is_available())
         if on_cpu and str(trainer.precision).startswith("bf16") and not cpu_has_fast_bf16():
             # Measured on an AVX2-only CPU: a bf16-autocast MiniLM step took 14x as long as fp32 (train_step.py).
@@ -112,6 +113,18 @@ class CLI(LightningCLI):
                 "fp32, so this run uses 32-true (GPUs and bf16 CPUs keep the configured precision)"
             )
             trainer.precision = "32-true"
+
+
+def _check_data_settings(config) -> None:
+    """jsonargparse builds the model before the data module: a data setting out of range would be its one-line error
+    only after the model loaded (seconds, and its notes printed first). The data module is cheap to build (its
+    tokenizer loads on first use), so it is built here first, from the same settings, for its checks alone."""
+    data = config.get("data")
+    if not (hasattr(data, "get") and data.get("class_path")):
+        return
+    module, name = data.class_path.rsplit(".", 1)
+    init = data.get("init_args")
+    getattr(importlib.import_module(module), name)(**(init.as_dict() if init is not None else {}))
 
 
 def _budget_progress_bar(trainer) -> None:

@@ -338,3 +338,17 @@ def test_a_checkpoint_of_another_model_class_than_the_config_is_refused(fitted, 
         f"error: checkpoint '{run / 'checkpoints' / 'last.ckpt'}' was written by src.models.SequenceClassifier, the "
         "config builds src.models.ZeroShotClassifier; fix: pass the config the checkpoint's run used (its "
         "config.yaml), or a checkpoint of this config")
+
+
+def test_a_data_setting_out_of_range_is_refused_before_the_model_loads(tiny_bert, imdb_dir, tmp_path, monkeypatch):
+    from src.errors import UserError
+    from src.models import SequenceClassifier
+
+    def load_model(self):
+        raise AssertionError("the model was loaded before the data settings were checked")
+
+    monkeypatch.setattr(SequenceClassifier, "load_model", load_model)
+    for bad, message in ((["--data.batch_size", "0"], "data.batch_size is 0"),
+                         (["--data.label_budget", "-1"], "data.label_budget is -1")):
+        with pytest.raises(UserError, match=message):
+            main(["fit", *tiny_args(tiny_bert, imdb_dir, tmp_path), *bad])
