@@ -32,7 +32,7 @@ from transformers import pipeline
 from src.api import load
 from src.data.selection import evaluation_reviews
 from src.doc_tables import write_between_markers
-from src.hardware import cpu_has_fast_bf16
+from src.hardware import cpu_has_fast_bf16, cpu_kind
 from src.quantize import pick
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,19 +84,6 @@ def onnxruntime_arms(model: nn.Module, folder: Path, threads: int) -> dict[str, 
         return Exported(lambda ids, mask: s.run(None, {"input_ids": ids, "attention_mask": mask})[0])
 
     return {"ONNX Runtime (fp32)": runtime(plain), "ONNX Runtime (int8, fused)": runtime(int8)}
-
-
-def cpu_kind() -> str:
-    """The CPU's vendor and torch's capability, plus AMX: AMX tiles change bf16 speed several-fold within one
-    capability, and an AMD and an Intel CPU of one capability differ too; each kind gets its own table."""
-    vendor = platform.processor() or "cpu"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        ids = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-               if line.startswith("vendor_id")]
-        vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(ids[0], ids[0]) if ids else vendor
-    amx = "+AMX" if torch.cpu._is_amx_tile_supported() else ""
-    return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}{amx}"
 
 
 def main() -> None:

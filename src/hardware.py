@@ -18,3 +18,22 @@ def cpu_has_amx() -> bool:
     import torch
 
     return torch.cpu._is_amx_tile_supported()
+
+
+def cpu_kind() -> str:
+    """The CPU's vendor and torch's capability, plus AMX (e.g. `Intel-AVX512+AMX`, `AMD-AVX2`): bf16 speed differs
+    several-fold within one capability with AMX, and so can an AMD and an Intel CPU: what benchmark tables and study
+    rows are keyed or marked by."""
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    vendor = platform.processor() or "cpu"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        ids = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+               if line.startswith("vendor_id")]
+        vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(ids[0], ids[0]) if ids else vendor
+    amx = "+AMX" if cpu_has_amx() else ""
+    return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}{amx}"

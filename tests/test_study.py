@@ -353,6 +353,9 @@ def test_a_quick_study_runs_resumes_after_a_kill_records_a_failure_reruns_a_chan
     student = next(r for r in ok if r["approach"] == "distilled" and r["seed"] == 1)
     assert student["command"][:4] == ["python", "-m", "src", "fit"] and student["eval_split"] == "test"
     assert set(student["versions"]) >= {"torch", "transformers", "lightning"} and "dirty" in student
+    from src.hardware import cpu_kind
+
+    assert student["cpu"] == cpu_kind() and student["finished"].endswith("+00:00")  # which CPU kind, and when
     predictions = str(tmp_path / "teachers" / "seed1" / "predictions.jsonl")
     assert len(student["inputs"][predictions]) == 16 and any(k.startswith("source:") for k in student["inputs"])
     assert not [k for k in student["inputs"] if str(tmp_path / "studies") in k]  # its own outputs are no input

@@ -10,6 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from src.hardware import cpu_kind
 from src.hashing import hash_path
 
 PACKAGES = ("torch", "transformers", "lightning", "datasets", "torchmetrics")
@@ -44,7 +45,8 @@ def _is_path(arg: str) -> bool:
 
 @functools.cache
 def environment() -> dict:
-    """The commit, whether the tracked tree differed from it, and the versions of the packages that compute a run."""
+    """The commit, whether the tracked tree differed from it, the versions of the packages that compute a run, and the
+    CPU kind (AVX2, AVX512-BF16, AMX: a pair of rows that ran on different kinds compares more than its approaches)."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30).stdout.strip()
@@ -53,4 +55,4 @@ def environment() -> dict:
 
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": dirty,
-            "versions": {p: importlib.metadata.version(p) for p in PACKAGES}}
+            "versions": {p: importlib.metadata.version(p) for p in PACKAGES}, "cpu": cpu_kind()}

@@ -8,6 +8,7 @@ To run: python -m src study run_one <run folder>/spec.json   (the runner writes 
 import json
 import resource
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from src.data.selection import evaluation_reviews
@@ -74,7 +75,8 @@ def run_one(spec: dict) -> dict:
             "precision": str(trainer.precision), "device": device if device == "cpu" else torch.cuda.get_device_name(),
             "command": ["python", "-m", "src", "fit", *args],
             "inputs": {**inputs, "source:" + source: provenance.hash_source(source)},
-            **provenance.environment(), "run_dir": str(run_dir)}
+            **provenance.environment(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_dir": str(run_dir)}
 
 
 def run_spec(spec_path: str | Path) -> None:
