@@ -175,7 +175,8 @@ def pick(model, device: str = "cpu") -> str:
     name = max(ranked)[1] if ranked else NONE
     if name not in _told:
         _told.add(name)
-        print(f"quantize auto: {name} on {device} (quantize='none' for full precision)", file=sys.stderr)
+        print(f"quantize auto: {name} on {device}; full precision: quantize='none' (predict --quantize.how none, serve "
+              "--quantize none)", file=sys.stderr)
     return name
 
 

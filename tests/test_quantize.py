@@ -167,7 +167,8 @@ def test_auto_picks_the_fastest_quantizer_that_runs_here_and_none_keeps_full_pre
         assert pick(model, "cpu") == want, (fast_bf16, amx, openvino)
     assert pick(model, "cuda") == "bf16"  # a GPU: bf16 weights
     said = capsys.readouterr().err.splitlines()
-    assert said.count("quantize auto: bf16 on cpu (quantize='none' for full precision)") == 1  # once per choice
+    assert said.count("quantize auto: bf16 on cpu; full precision: quantize='none' (predict --quantize.how none, "
+                      "serve --quantize none)") == 1  # once per choice
     monkeypatch.undo()
     from src.hardware import cpu_has_fast_bf16
 
