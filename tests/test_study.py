@@ -540,3 +540,30 @@ def test_a_report_with_no_rows_here_names_the_published_rows_to_copy_back(tmp_pa
     published.write_text("")
     with pytest.raises(UserError, match=f"or report its published rows: mkdir -p .* && cp {published} "):
         report(study)
+
+
+def test_a_difference_with_an_end_near_zero_is_drawn_10000_times(tmp_path, monkeypatch):
+    """At 1,000 draws an interval end within 0.2 points of zero moves across zero with the bootstrap's noise: such a
+    pair is drawn again, 10,000 times; others keep the study's draws."""
+    import src.studies.report as report_module
+
+    asked = []
+
+    def fake(a, b, draws, seed=0):
+        asked.append(draws)
+        return 0.01, (0.001 if draws < 10_000 else 0.0005), 0.02  # low end 0.1 points above zero
+
+    monkeypatch.setattr(report_module, "paired_difference", fake)
+    study = load_study(study_file(tmp_path, reference="zero"))
+    ok = [{"approach": a, "labels": n, "seed": 0, "correct": [1, 0, 1, 1]}
+          for a, n in (("zero", 0), ("tune", 16), ("icl", 4))]
+    rows = report_module.differences(study, ok)
+    assert asked.count(10_000) == len(rows) and rows[0]["low"] == 0.0005
+    asked.clear()
+
+    def far(a, b, draws, seed=0):
+        asked.append(draws)
+        return 0.02, 0.01, 0.03
+
+    monkeypatch.setattr(report_module, "paired_difference", far)
+    assert report_module.differences(study, ok) and set(asked) == {study.bootstrap}  # far from zero: as they were
