@@ -77,7 +77,7 @@ class ClassificationReport(Callback):
         self.mistakes.append((p, labels[rows], probs[rows].argmax(-1), batch["input_ids"][rows],
                               batch["attention_mask"][rows], rows, batch.get("text")))
 
-    def worst_rows(self, tokenizer=None) -> list[tuple[float, int, int, list[int] | str]]:
+    def worst_rows(self) -> list[tuple[float, int, int, list[int] | str]]:
         """The epoch's `worst` reviews so far, lowest probability of the true class first: (p(truth), truth,
         predicted, the review as written where the batches carry it, else its token ids)."""
         if not self.mistakes:

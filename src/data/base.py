@@ -254,29 +254,31 @@ class ReviewDataModule(L.LightningDataModule):
             self.splits["predict"] = self._predict_dataset()
             return
         tokenized = self._load_tokenized(self._needed(stage))
+        # Where the task reports reviews, their original text rides beside the evaluated ones: tokenized rows keep
+        # the raw split's order, so the same split and choice of rows apply to both.
         raw = load_source(self.source)[0] if self.report_texts and tokenized else None
-        held_out = lambda n: lambda split: take(held_out_split(split, hp.val_size, hp.seed)["test"], n)  # noqa: E731
         if "train" in tokenized:
             parts = held_out_split(tokenized["train"], hp.val_size, hp.seed)
+            raw_held_out = held_out_split(raw["train"], hp.val_size, hp.seed)["test"] if raw is not None else None
             if stage in ("fit", None):  # validate/test: building the training set would be wasted work
                 self.splits["train"] = self.train_set(parts["train"], tokenized)
                 if not len(self.splits["train"]):  # else a fit of no steps, exported as if trained
                     raise UserError("the training set is empty (the data's limits, label budget or label filter leave "
                                     "no review); fix: raise data.limit_train or data.label_budget, or add soft labels")
-            self.splits["validation"] = self._evaluated(tokenized, raw, "train", held_out(hp.limit_val))
+            self.splits["validation"] = self._evaluated(parts["test"], raw_held_out, lambda s: take(s, hp.limit_val))
             if stage == "test" and hp.test_split == "validation":
-                self.splits["test"] = self._evaluated(tokenized, raw, "train", held_out(hp.limit_test))
+                self.splits["test"] = self._evaluated(parts["test"], raw_held_out, lambda s: take(s, hp.limit_test))
         if stage == "test" and hp.test_split != "validation":
-            self.splits["test"] = self._evaluated(tokenized, raw, hp.test_split,
-                                                  lambda split: take_balanced(split, hp.limit_test, hp.seed, "test"))
+            self.splits["test"] = self._evaluated(tokenized[hp.test_split], raw[hp.test_split] if raw else None,
+                                                  lambda s: take_balanced(s, hp.limit_test, hp.seed, "test"))
 
-    def _evaluated(self, tokenized: dict, raw, split: str, pick) -> datasets.Dataset:
-        """The evaluated reviews `pick` chooses of a split; where the task reports reviews (`report_texts`), with their
-        original text beside them (tokenized rows keep the raw split's order, so `pick` chooses the same rows)."""
-        reviews = pick(tokenized[split])
+    def _evaluated(self, reviews: datasets.Dataset, raw: datasets.Dataset | None, pick) -> datasets.Dataset:
+        """The evaluated reviews `pick` chooses, with their original text beside them where `raw` (the same rows,
+        untokenized) is given."""
+        chosen = pick(reviews)
         if raw is not None:
-            reviews = reviews.add_column("text", pick(raw[split])["text"])
-        return self.eval_set(reviews)
+            chosen = chosen.add_column("text", pick(raw)["text"])
+        return self.eval_set(chosen)
 
     def _predict_dataset(self) -> datasets.Dataset:
         hp = self.hparams
